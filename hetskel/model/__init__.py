@@ -1,0 +1,1 @@
+"""UmURL-style encoder and the objective that wraps it."""

@@ -1,0 +1,20 @@
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _shared_data() -> Path:
+    env = os.environ.get("HETSKEL_SHARED_DATA")
+    return Path(env) if env else ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data (real NTU/MSR/UTD/PYSKL samples); the test is skipped with a reason when absent."""
+    p = _shared_data()
+    if not p.is_dir():
+        pytest.skip(f"real-data folder {p} is absent (set HETSKEL_SHARED_DATA to point at it)")
+    return p

@@ -21,7 +21,8 @@ demo: $(STAMP)
 	$(BIN)/python -m hetskel.demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests notebooks --nbval-lax --timeout 900
+	$(BIN)/python -c "from hetskel.runs import prepare_smoke; prepare_smoke()"
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests runs/ci/notebooks --nbval-lax --timeout 900
 
 bench: $(STAMP)
 	$(BIN)/python -m hetskel.bench --quick --out runs/bench/bench_quick.json

@@ -21,6 +21,11 @@ class RunDirExists(FileExistsError):
     pass
 
 
+# Files the batch runner (hetskel.runs) writes into a run folder before the notebook starts; a folder
+# holding only these is still fresh for the notebook that will use it as its run_dir.
+RUNNER_FILES = frozenset({"notebook.ipynb", "params.json", "run.json", "run.log"})
+
+
 def project_root(start: "str | Path | None" = None) -> Path:
     """The hetskel checkout (folder with pyproject.toml and hetskel/), searched upwards from ``start``
     (default: the working directory, which is ``notebooks/`` under nbval and JupyterLab). Falls back
@@ -59,7 +64,7 @@ def make_run_dir(run_dir: "str | Path | None", name: str = "run", overwrite: boo
         path = Path(run_dir)
         if not path.is_absolute():
             path = project_root() / path
-        if path.exists() and any(path.iterdir()) and not overwrite:
+        if path.exists() and any(p.name not in RUNNER_FILES for p in path.iterdir()) and not overwrite:
             raise RunDirExists(f"run folder {path} already exists and is not empty; choose a new run_dir "
                                f"or pass overwrite=True to replace its files")
     path.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,328 @@
+"""Batch runs of notebooks: a parameter grid x seeds, executed with papermill, summarised.
+
+    python -m hetskel.runs notebooks/04_pretrain.ipynb -p smoke True -p modalities J -p modalities J,C \\
+        --seeds 0 1 --batch my-grid
+    python -m hetskel.runs notebooks/06_ablations.ipynb --grid grid.yaml
+
+Each run goes to ``runs/<notebook>/<run-name>/`` (executed notebook ``notebook.ipynb``,
+``params.json``, ``run.json`` with status/error/wall time, ``run.log``, and whatever the notebook
+writes into its ``run_dir``: ``metrics.json``, figures, checkpoints). A failing run is recorded
+with its error and the batch goes on. An existing run folder is never reused: the new run gets a
+``-2``, ``-3`` suffix unless ``overwrite=True``. The batch summary (mean +- std over seeds of
+every numeric metric in ``metrics.json``) is written as CSV and Markdown next to the runs and printed.
+
+A grid YAML looks like::
+
+    parameters: {modalities: [J, "J,C"], epochs: [2]}
+    seeds: [0, 1, 2]          # optional; becomes the notebook parameter `seed`
+    fixed: {smoke: true}      # optional; same value in every run
+
+Paths are resolved against the project root, so the same command works on any machine.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import csv
+import itertools
+import json
+import math
+import re
+import shutil
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from hetskel.io import load_json, project_root, save_json
+
+
+@dataclass
+class RunRecord:
+    name: str
+    params: dict
+    run_dir: str
+    status: str = "pending"  # ok | failed
+    error: str = ""
+    wall_s: float = 0.0
+    metrics: dict = field(default_factory=dict)
+
+
+def parse_value(text: str) -> Any:
+    """CLI value -> Python literal when it is one (``2``, ``0.5``, ``True``, ``[1,2]``), else the string."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def expand_grid(parameters: Mapping[str, Sequence[Any]], seeds: Sequence[int] | None = None,
+                fixed: Mapping[str, Any] | None = None) -> list[dict]:
+    """Cartesian product of ``parameters`` (name -> list of values) x seeds, each merged over ``fixed``."""
+    names = list(parameters)
+    axes = [list(v) if isinstance(v, (list, tuple)) else [v] for v in parameters.values()]
+    combos = [dict(zip(names, vals)) for vals in itertools.product(*axes)] or [{}]
+    out = []
+    for combo in combos:
+        for seed in (seeds if seeds else [None]):
+            p = {**(fixed or {}), **combo}
+            if seed is not None:
+                p["seed"] = seed
+            out.append(p)
+    return out
+
+
+def run_name(params: Mapping[str, Any], prefix: str = "") -> str:
+    slug = "_".join(f"{k}={v}" for k, v in params.items() if k not in ("run_dir",))
+    slug = re.sub(r"[^A-Za-z0-9=._,+-]+", "-", slug).strip("-")[:120] or "default"
+    return f"{prefix}{slug}"
+
+
+def notebook_parameters(notebook: "str | Path") -> dict:
+    """Names and default values of the notebook's ``parameters`` cell (plain literals only)."""
+    nb = json.loads(Path(notebook).read_text())
+    for cell in nb.get("cells", []):
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            src = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+            out = {}
+            for node in ast.parse(src).body:
+                if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                    out[node.targets[0].id] = ast.literal_eval(node.value)
+            return out
+    raise ValueError(f"{notebook}: no cell tagged 'parameters'")
+
+
+def check_parameters(notebook: "str | Path", params: Mapping[str, Any]) -> None:
+    """Misspelled parameters are an error (papermill would silently add them)."""
+    valid = notebook_parameters(notebook)
+    unknown = sorted(set(params) - set(valid))
+    if unknown:
+        raise ValueError(f"{Path(notebook).name}: unknown parameter(s) {unknown}; valid parameters are "
+                         f"{sorted(valid)}")
+
+
+def _fresh_dir(base: Path, overwrite: bool) -> Path:
+    if overwrite and base.exists():
+        shutil.rmtree(base)
+    path, k = base, 1
+    while path.exists():
+        k += 1
+        path = base.with_name(f"{base.name}-{k}")
+    path.mkdir(parents=True)
+    return path
+
+
+def execute(notebook: "str | Path", params: Mapping[str, Any], run_dir: "str | Path", *, kernel: str | None = None,
+            timeout: int | None = None, progress: bool = False) -> RunRecord:
+    """Run one notebook with papermill into ``run_dir`` (which must exist); never raises for notebook errors."""
+    import papermill as pm
+
+    notebook, run_dir = Path(notebook), Path(run_dir)
+    params = dict(params)
+    params["run_dir"] = str(run_dir)
+    rec = RunRecord(name=run_dir.name, params={k: v for k, v in params.items() if k != "run_dir"},
+                    run_dir=str(run_dir))
+    save_json(run_dir / "params.json", params)
+    t0 = time.time()
+    with open(run_dir / "run.log", "w") as log:
+        try:
+            pm.execute_notebook(str(notebook), str(run_dir / "notebook.ipynb"), parameters=params,
+                                kernel_name=kernel, cwd=str(project_root()), progress_bar=progress,
+                                log_output=True, stdout_file=log, stderr_file=log, execution_timeout=timeout)
+            rec.status = "ok"
+        except Exception as e:  # PapermillExecutionError carries the failing cell's ename/evalue
+            rec.status = "failed"
+            ename, evalue = getattr(e, "ename", type(e).__name__), getattr(e, "evalue", str(e))
+            rec.error = f"{ename}: {evalue}".strip()
+            log.write("\n" + "".join(traceback.format_exception_only(type(e), e)))
+    rec.wall_s = round(time.time() - t0, 2)
+    if (run_dir / "metrics.json").exists():
+        try:
+            rec.metrics = load_json(run_dir / "metrics.json")
+        except json.JSONDecodeError as e:
+            rec.error = (rec.error + f"; metrics.json unreadable: {e}").strip("; ")
+    save_json(run_dir / "run.json", asdict(rec))
+    return rec
+
+
+def run_grid(notebook: "str | Path", grid: Sequence[Mapping[str, Any]], *, out: "str | Path | None" = None,
+             batch: str | None = None, overwrite: bool = False, kernel: str | None = None,
+             timeout: int | None = None, progress: bool = False, echo: bool = True) -> "GridResult":
+    """Execute ``notebook`` once per parameter dict of ``grid``; returns the records and summary."""
+    notebook = Path(notebook)
+    if not notebook.is_absolute():
+        notebook = project_root() / notebook
+    if not notebook.is_file():
+        raise FileNotFoundError(f"notebook {notebook} does not exist")
+    for params in grid:
+        check_parameters(notebook, params)
+    root = Path(out) if out else project_root() / "runs" / notebook.stem
+    batch = batch or time.strftime("%Y%m%d-%H%M%S")
+    records = []
+    for i, params in enumerate(grid):
+        run_dir = _fresh_dir(root / run_name(params, prefix=f"{batch}_"), overwrite)
+        if echo:
+            print(f"[{i + 1}/{len(grid)}] {run_dir.name} ...", flush=True)
+        rec = execute(notebook, params, run_dir, kernel=kernel, timeout=timeout, progress=progress)
+        if echo:
+            print(f"    {rec.status} in {rec.wall_s:.1f}s" + (f": {rec.error}" if rec.error else ""), flush=True)
+        records.append(rec)
+    result = GridResult(records)
+    result.write(root / f"summary_{batch}")
+    if echo:
+        print(result.markdown())
+    return result
+
+
+def _flat_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    out = {}
+    for k, v in metrics.items():
+        if isinstance(v, Mapping):
+            out.update(_flat_metrics(v, f"{prefix}{k}."))
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[f"{prefix}{k}"] = float(v)
+    return out
+
+
+@dataclass
+class GridResult:
+    records: list[RunRecord]
+
+    @property
+    def failed(self) -> list[RunRecord]:
+        return [r for r in self.records if r.status != "ok"]
+
+    def rows(self) -> list[dict]:
+        """One row per parameter setting (seeds pooled): n ok/failed and mean/std of each metric."""
+        groups: dict[str, list[RunRecord]] = {}
+        for r in self.records:
+            key = json.dumps({k: v for k, v in r.params.items() if k != "seed"}, sort_keys=True, default=str)
+            groups.setdefault(key, []).append(r)
+        rows = []
+        for key, recs in groups.items():
+            row: dict[str, Any] = dict(json.loads(key))
+            ok = [r for r in recs if r.status == "ok"]
+            row["runs_ok"], row["runs_failed"] = len(ok), len(recs) - len(ok)
+            values: dict[str, list[float]] = {}
+            for r in ok:
+                for k, v in _flat_metrics(r.metrics).items():
+                    values.setdefault(k, []).append(v)
+            for k, vs in sorted(values.items()):
+                mean = sum(vs) / len(vs)
+                std = math.sqrt(sum((v - mean) ** 2 for v in vs) / (len(vs) - 1)) if len(vs) > 1 else 0.0
+                row[f"{k}_mean"], row[f"{k}_std"] = mean, std
+            if len(ok) < len(recs):
+                row["errors"] = " | ".join(r.error for r in recs if r.status != "ok")
+            rows.append(row)
+        return rows
+
+    def columns(self) -> list[str]:
+        cols: list[str] = []
+        for row in self.rows():
+            for k in row:
+                if k not in cols:
+                    cols.append(k)
+        return cols
+
+    def markdown(self) -> str:
+        rows, cols = self.rows(), self.columns()
+        params = [c for c in cols if not (c.endswith("_mean") or c.endswith("_std") or c in
+                                          ("runs_ok", "runs_failed", "errors"))]
+        metrics = sorted({c[:-5] for c in cols if c.endswith("_mean")})
+        head = params + ["ok/failed"] + metrics + (["errors"] if "errors" in cols else [])
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for row in rows:
+            cells = [str(row.get(p, "")) for p in params] + [f"{row['runs_ok']}/{row['runs_failed']}"]
+            for m in metrics:
+                cells.append(f"{row[m + '_mean']:.4g} +- {row[m + '_std']:.2g}" if m + "_mean" in row else "")
+            if "errors" in cols:
+                cells.append(str(row.get("errors", ""))[:200].replace("|", "/"))
+            lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+    def write(self, stem: Path) -> tuple[Path, Path]:
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        csv_path, md_path = stem.with_suffix(".csv"), stem.with_suffix(".md")
+        with open(csv_path, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=self.columns())
+            w.writeheader()
+            for row in self.rows():
+                w.writerow(row)
+        md_path.write_text(self.markdown() + "\n")
+        return csv_path, md_path
+
+
+def prepare_smoke(src: "str | Path" = "notebooks", out: "str | Path" = "runs/ci/notebooks",
+                  pins: "str | Path | None" = "tests/notebook_pins.json") -> list[Path]:
+    """Copies of every notebook in ``src`` with ``smoke = True`` injected (papermill prepare-only),
+    for ``pytest --nbval-lax``. Values pinned in ``pins`` ({notebook: {cell id: expected text}}) are
+    stored as the expected output of those cells (marked ``# NBVAL_CHECK_OUTPUT``), so nbval checks
+    them while the committed notebooks stay free of outputs."""
+    import papermill as pm
+
+    root = project_root()
+    src, out = root / src, root / out
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    pinned = load_json(root / pins) if pins and (root / pins).exists() else {}
+    written = []
+    for nb_path in sorted(src.glob("[0-9]*.ipynb")):
+        dst = out / nb_path.name
+        pm.execute_notebook(str(nb_path), str(dst), parameters={"smoke": True}, prepare_only=True,
+                            progress_bar=False, cwd=str(root))
+        expected = pinned.get(nb_path.stem, {})
+        if expected:
+            nb = json.loads(dst.read_text())
+            for cell in nb["cells"]:
+                if cell.get("id") in expected:
+                    cell["outputs"] = [{"name": "stdout", "output_type": "stream", "text": expected[cell["id"]]}]
+            dst.write_text(json.dumps(nb, indent=1))
+        written.append(dst)
+    return written
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m hetskel.runs", description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    ap.add_argument("notebook", help="notebook to execute, e.g. notebooks/04_pretrain.ipynb")
+    ap.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                    help="a parameter value; repeat a NAME to make it a grid axis")
+    ap.add_argument("--grid", help="YAML file with `parameters` (name -> list), optional `seeds` and `fixed`")
+    ap.add_argument("--seeds", nargs="+", type=int, help="seeds (notebook parameter `seed`)")
+    ap.add_argument("--batch", help="batch name (prefix of run folders; default: a timestamp)")
+    ap.add_argument("--out", help="folder for the runs (default: runs/<notebook>)")
+    ap.add_argument("--overwrite", action="store_true", help="replace run folders of the same name")
+    ap.add_argument("--kernel", help="Jupyter kernel name (default: the notebook's)")
+    ap.add_argument("--timeout", type=int, help="per-cell timeout in seconds")
+    ap.add_argument("--progress", action="store_true", help="papermill progress bars")
+    args = ap.parse_args(argv)
+    parameters: dict[str, list] = {}
+    seeds, fixed = args.seeds, {}
+    try:
+        if args.grid:
+            import yaml
+
+            spec = yaml.safe_load(Path(args.grid).read_text()) or {}
+            bad = set(spec) - {"parameters", "seeds", "fixed"}
+            if bad:
+                raise ValueError(f"{args.grid}: unknown key(s) {sorted(bad)}; valid: parameters, seeds, fixed")
+            parameters.update({k: (v if isinstance(v, list) else [v]) for k, v in (spec.get("parameters") or {}).items()})
+            seeds = seeds or spec.get("seeds")
+            fixed = spec.get("fixed") or {}
+        for name, value in args.parameter:
+            parameters.setdefault(name, []).append(parse_value(value))
+        result = run_grid(args.notebook, expand_grid(parameters, seeds, fixed), out=args.out, batch=args.batch,
+                          overwrite=args.overwrite, kernel=args.kernel, timeout=args.timeout, progress=args.progress)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    n_bad = len(result.failed)
+    print(f"{len(result.records) - n_bad} run(s) ok, {n_bad} failed")
+    return 1 if n_bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

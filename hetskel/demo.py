@@ -1,0 +1,100 @@
+"""The main job: run the notebook sequence 00 -> 07 end to end on SynHet (and ../shared/data when present).
+
+    python -m hetskel.demo                 # demo size: every notebook, CPU, no download
+    python -m hetskel.demo --smoke         # CI size (each notebook's `smoke = True`)
+    python -m hetskel.demo --only 00 01    # a subset, by number prefix
+
+Each notebook is executed with papermill into ``runs/demo/<time>/<notebook>/`` (executed notebook,
+params, log, metrics.json, checkpoints); figures go to ``figures/``. The pretraining run of
+``04_pretrain`` is handed to ``05_evaluate`` as ``pretrain_dir``. A failing notebook is reported and
+the ones that do not depend on it still run. The job ends by printing (and writing
+``results.md``) a table of every notebook's status, wall time and key metrics.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from hetskel.io import project_root, save_json
+from hetskel.runs import RunRecord, _flat_metrics, _fresh_dir, execute, notebook_parameters
+
+# Demo-size parameters per notebook (on top of each notebook's defaults): sized so that the whole
+# sequence stays within ~15 minutes on a 2-core CPU. A key a notebook does not have is an error.
+DEMO_PARAMS: dict[str, dict] = {
+    "00_data_tour": {},
+}
+# notebook -> (parameter, notebook whose run folder it receives)
+LINKS = {"05_evaluate": ("pretrain_dir", "04_pretrain")}
+
+
+def _params_for(nb: Path, smoke: bool) -> dict:
+    """Demo (or smoke) parameters; a misspelled name is an error, not a silently ignored value."""
+    wanted = {"smoke": True} if smoke else dict(DEMO_PARAMS.get(nb.stem, {}))
+    unknown = sorted(set(wanted) - set(notebook_parameters(nb)))
+    if unknown:
+        raise ValueError(f"{nb.name}: demo parameter(s) {unknown} are not in its parameters cell")
+    return wanted
+
+
+def run_demo(smoke: bool = False, only: Sequence[str] | None = None, out: "str | Path | None" = None,
+             progress: bool = False) -> list[RunRecord]:
+    root = project_root()
+    notebooks = sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    if only:
+        notebooks = [nb for nb in notebooks if any(nb.stem.startswith(o) for o in only)]
+    base = _fresh_dir(Path(out) if out else root / "runs" / "demo" / time.strftime("%Y%m%d-%H%M%S"), False)
+    print(f"hetskel demo: {len(notebooks)} notebook(s) -> {base}", flush=True)
+    records: dict[str, RunRecord] = {}
+    t0 = time.time()
+    for nb in notebooks:
+        params = _params_for(nb, smoke)
+        if nb.stem in LINKS:
+            name, source = LINKS[nb.stem]
+            src = records.get(source)
+            if src is None or src.status != "ok":
+                rec = RunRecord(nb.stem, params, "", status="skipped", error=f"needs a successful {source}")
+                records[nb.stem] = rec
+                print(f"  {nb.stem}: skipped ({rec.error})", flush=True)
+                continue
+            params[name] = src.run_dir
+        run_dir = base / nb.stem
+        run_dir.mkdir(parents=True)
+        print(f"  {nb.stem} ...", end="", flush=True)
+        rec = execute(nb, params, run_dir, progress=progress)
+        rec.name = nb.stem
+        records[nb.stem] = rec
+        print(f" {rec.status} in {rec.wall_s:.0f}s" + (f": {rec.error}" if rec.error else ""), flush=True)
+    total = time.time() - t0
+    table = results_table(list(records.values()), total)
+    (base / "results.md").write_text(table + "\n")
+    save_json(base / "results.json", {"total_s": total, "runs": [vars(r) for r in records.values()]})
+    print("\n" + table)
+    return list(records.values())
+
+
+def results_table(records: Sequence[RunRecord], total_s: float) -> str:
+    lines = ["| notebook | status | wall (s) | key metrics |", "|---|---|---|---|"]
+    for r in records:
+        metrics = _flat_metrics(r.metrics)
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in list(metrics.items())[:8])
+        lines.append(f"| {r.name} | {r.status} | {r.wall_s:.0f} | {shown} |")
+    lines.append(f"| **total** | | {total_s:.0f} | |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m hetskel.demo", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--smoke", action="store_true", help="CI size (smoke = True in every notebook)")
+    ap.add_argument("--only", nargs="+", help="number prefixes of the notebooks to run, e.g. 00 04 05")
+    ap.add_argument("--out", help="output folder (default runs/demo/<time>)")
+    ap.add_argument("--progress", action="store_true")
+    args = ap.parse_args(argv)
+    records = run_demo(smoke=args.smoke, only=args.only, out=args.out, progress=args.progress)
+    return 0 if records and all(r.status == "ok" for r in records) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

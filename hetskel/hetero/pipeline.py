@@ -1,0 +1,214 @@
+"""``HeteroProcessor``: raw heterogeneous skeletons -> the paper's modalities J, C, S on one unified skeleton.
+
+    >>> proc = HeteroProcessor({"J": "ntu25", "C": "coco17"}, prompt_mode="prompt", semantic="words")
+    >>> mods, aux = proc({"ntu25": x3d, "coco17": x2d})   # x3d (N,M,T,25,3), x2d (N,M,T,17,2)
+    >>> mods["J"].shape, mods["C"].shape, mods["S"].shape  # (N,M,T,30,3) each
+    >>> aux["rec"]                                         # the lifter's L_rec (both sources present)
+
+What happens to each source (``hetskel.hetero.lifter`` explains the pose frame):
+
+* a 3D source (layout ``dims == 3``, e.g. ``ntu25``, ``kinect20_utd``): ``pose_frame`` -> root-relative,
+  torso-scaled pose, plus (``trajectory=True``) its root trajectory in torso units -> ``Unifier``;
+* a 2D source (``dims == 2``, e.g. ``coco17``): spine interpolation (``add_spine``, COCO-17 -> COCO-20),
+  2D ``pose_frame``, then either the ``Lifter`` (its output is, by ``L_rec``, the 3D source's pose
+  frame, so J and C are directly comparable) or, without the lifter (the paper's ablation), the 2D
+  pose with zero depth placed by ``image_to_pose``; plus the 2D root trajectory. With the lifter the
+  trajectory is placed in the lifted frame by a per-person weak-perspective camera fitted between
+  the 2D pose and the lifted pose (least squares over all frames and the joints ``L_rec``
+  supervises; no gradient), and its component
+  along the viewing ray, which one camera cannot see, is zero. This works whatever the 3D frame is
+  (camera space or PYSKL-aligned) with no axis convention to configure;
+* ``S``: ``SemanticEncoder`` on the unified skeleton of ``semantic_from`` (J; C when J is absent).
+
+``frame`` names the 3D sources' coordinate frame: ``"pyskl"`` (the default of
+``hetskel.data.batches.load_dataset``: spine on +z, shoulders on +x) or ``"camera"`` (Kinect camera
+space, ``norm3d={"align": False}``). It sets the default semantic axis words and ``image_to_pose``
+(image right -> +x; image down -> -z for ``"pyskl"``, -y for ``"camera"``).
+
+Any number of persons M, any layouts, one or several sources; a source missing from a batch is
+skipped (2D-only FineGYM gives C and S; a 3D-only dataset J and S). Padded persons/frames stay zero.
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import torch
+import torch.nn as nn
+
+from hetskel.data.errors import DataError
+from hetskel.hetero.lifter import (PoseFrame, add_spine, frame_valid, joint_present, lifter_for, pose_frame,
+                                   reconstruction_loss, spine_layout, trajectory, with_trajectory)
+from hetskel.hetero.prompts import Unifier
+from hetskel.hetero.semantic import SemanticConfig, SemanticEncoder
+from hetskel.layouts import get_layout
+
+Tensor = torch.Tensor
+IMAGE_TO_POSE = {"camera": ((1.0, 0.0, 0.0), (0.0, -1.0, 0.0)), "pyskl": ((1.0, 0.0, 0.0), (0.0, 0.0, -1.0))}
+
+
+def backproject(traj2d: Tensor, pose2d: Tensor, lifted: Tensor, eps: float = 1e-4) -> Tensor:
+    """Place image-plane motion into the lifted 3D frame.
+
+    traj2d ``(N, M, T, 2)``, pose2d ``(N, M, T, V, 2)``, lifted ``(N, M, T, V, 3)`` (same joints, pose
+    frame). Per person, fits ``W (3, 2)`` with ``pose2d ~ lifted @ W`` (a weak-perspective camera,
+    least squares over its valid frames and joints) and returns the minimum-norm 3D displacement
+    ``traj2d @ pinv(W)`` ``(N, M, T, 3)``, which reprojects exactly onto ``traj2d``.
+    """
+    w = frame_valid(pose2d)[..., None, None].to(lifted.dtype)
+    L = (lifted * w).flatten(-3, -2)                                   # (N, M, T*V, 3)
+    Y = (pose2d * w).flatten(-3, -2)                                   # (N, M, T*V, 2)
+    A = L.transpose(-1, -2) @ L
+    A = A + eps * (A.diagonal(dim1=-2, dim2=-1).sum(-1)[..., None, None] + 1) * torch.eye(3, dtype=A.dtype, device=A.device)
+    W = torch.linalg.solve(A, L.transpose(-1, -2) @ Y)                 # (N, M, 3, 2)
+    G = W.transpose(-1, -2) @ W
+    G = G + eps * (G.diagonal(dim1=-2, dim2=-1).sum(-1)[..., None, None] + 1e-6) * torch.eye(2, dtype=G.dtype, device=G.device)
+    pinv = torch.linalg.solve(G, W.transpose(-1, -2))                  # (N, M, 2, 3)
+    return traj2d @ pinv
+
+
+class HeteroProcessor(nn.Module):
+    """The paper's heterogeneous processing as one module: ``forward(batch) -> (modalities, aux_losses)``.
+
+    sources:       ``{modality name: layout}``; the batch holds each source under its layout name (or
+                   under the modality name). 3D layouts give J-like modalities, 2D ones C-like.
+    prompt_mode:   ``Unifier`` mode: ``"prompt"`` | ``"anchored"`` | ``"zero"``.
+    use_lifter:    lift 2D sources (else 2D with zero depth).
+    semantic:      ``"words"`` | ``"numeric"`` | None (no S).
+    semantic_from: modality S is computed from (falls back to the first present modality).
+    text_table:    table for the words (None: ``semantic.text_table``, whose origin is ``self.text_source``).
+    trajectory:    add the root trajectory to J and C (module docstring).
+    match_persons: ``L_rec`` uses the best person assignment per sample (2D detector vs 3D sensor order).
+    text_kw:       extra ``text_table`` arguments (``cache_path``, ``source``, ``seed``, ...).
+    """
+
+    def __init__(self, sources: Mapping[str, str] = None, prompt_mode: str = "prompt", use_lifter: bool = True,
+                 semantic: str | None = "words", semantic_from: str = "J", lifter_width: int = 1024,
+                 text_table=None, lifter_layers: int = 4, lifter_dropout: float = 0.25, semantic_out_dim: int = 1,
+                 semantic_config: SemanticConfig | None = None, frame: str = "pyskl", image_to_pose=None,
+                 trajectory: bool = True, match_persons: bool = True, init_scale: float = 0.1,
+                 text_kw: Mapping | None = None):
+        super().__init__()
+        sources = dict(sources or {"J": "ntu25", "C": "coco17"})
+        if not sources:
+            raise ValueError("HeteroProcessor needs at least one source")
+        if frame not in IMAGE_TO_POSE:
+            raise ValueError(f"frame must be one of {sorted(IMAGE_TO_POSE)}, got {frame!r}")
+        if semantic not in ("words", "numeric", None):
+            raise ValueError(f"semantic must be 'words', 'numeric' or None, got {semantic!r}")
+        self.layouts = {k: get_layout(v) for k, v in sources.items()}
+        if len({l.name for l in self.layouts.values()}) != len(self.layouts):
+            raise ValueError(f"two modalities share a layout: {sources}")
+        if "S" in self.layouts:
+            raise ValueError("'S' is the semantic modality's name; call the sources otherwise")
+        self.is_2d = {k: l.dims == 2 for k, l in self.layouts.items()}
+        self.unified_layouts = {k: spine_layout(l) if self.is_2d[k] else l for k, l in self.layouts.items()}
+        self.unifier = Unifier([self.unified_layouts[k] for k in sources], mode=prompt_mode, init_scale=init_scale)
+        self.use_lifter, self.use_trajectory, self.match_persons = use_lifter, trajectory, match_persons
+        self.lifters = nn.ModuleDict()
+        if use_lifter:
+            for k in sources:
+                if self.is_2d[k]:
+                    self.lifters[k], _ = lifter_for(self.layouts[k], width=lifter_width, num_layers=lifter_layers,
+                                                    dropout=lifter_dropout)
+        # per 2D source, the joints a 3D source also has (L_rec supervises those): the camera fit uses them
+        three = [l for k, l in self.layouts.items() if not self.is_2d[k]]
+        self._fit_joints = {k: [i for i, j in enumerate(self.unified_layouts[k].joints)
+                                if not three or any(l.has(j) for l in three)]
+                            for k in self.layouts if self.is_2d[k]}
+        self.register_buffer("image_to_pose", torch.tensor(image_to_pose or IMAGE_TO_POSE[frame], dtype=torch.float32),
+                             persistent=False)
+        if tuple(self.image_to_pose.shape) != (2, 3):
+            raise ValueError(f"image_to_pose must be a 2x3 matrix, got shape {tuple(self.image_to_pose.shape)}")
+        self.semantic_from = semantic_from
+        self.semantic = None
+        self.text_source = "none"
+        if semantic is not None:
+            cfg = semantic_config or SemanticConfig.for_frame(frame)
+            self.semantic = SemanticEncoder(text_table, mode=semantic, out_dim=semantic_out_dim, config=cfg,
+                                            **dict(text_kw or {}))
+            self.text_source = self.semantic.table_source
+        self.frame = frame
+
+    @property
+    def layout(self):
+        """The unified ``Layout`` every modality is expressed in."""
+        return self.unifier.layout
+
+    def modality_channels(self) -> dict[str, int]:
+        out = {k: self.unifier.channels for k in self.layouts}
+        if self.semantic is not None:
+            out["S"] = self.semantic.channels(self.unifier.channels)
+        return out
+
+    # -- per source ------------------------------------------------------------------------
+    def _get(self, batch: Mapping, name: str):
+        lay = self.layouts[name]
+        x = batch.get(lay.name, batch.get(name))
+        if x is None:
+            return None
+        C = 2 if self.is_2d[name] else 3
+        if not isinstance(x, Tensor) or x.dim() != 5 or tuple(x.shape[-2:]) != (lay.num_joints, C):
+            got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise DataError(f"expected (N, M, T, {lay.num_joints}, {C}) for layout {lay.name!r}, got {got}",
+                            field=lay.name)
+        return x.float() if not x.is_floating_point() else x
+
+    def _source_3d(self, name: str, x: Tensor) -> tuple[Tensor, PoseFrame]:
+        frame = pose_frame(x, self.layouts[name])
+        u = with_trajectory(frame, joint_present(x)) if self.use_trajectory else frame.pose
+        return u, frame
+
+    def _source_2d(self, name: str, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``(C-modality skeleton (N,M,T,V,3) in the spine layout, lifted pose or zero-depth pose)``."""
+        x, lay = add_spine(x, self.layouts[name])
+        pose, root, scale = pose_frame(x, lay)
+        valid = frame_valid(pose)
+        if name in self.lifters:
+            lifted = self.lifters[name](pose)
+            out = lifted
+        else:
+            lifted = None
+            out = pose @ self.image_to_pose.to(pose.dtype)                   # zero depth, absent joints stay 0
+        if self.use_trajectory:
+            t2 = trajectory(root, scale, valid)
+            if lifted is not None:
+                j = self._fit_joints[name]  # joints L_rec supervises: the unsupervised ones would spoil the fit
+                t3 = backproject(t2, pose[..., j, :], lifted.detach()[..., j, :])
+                out = (out + t3[..., None, :]) * valid[..., None, None]
+            else:
+                out = (out + (t2 @ self.image_to_pose.to(t2.dtype))[..., None, :]) * joint_present(x)[..., None]
+        return out, lifted
+
+    # -- forward ---------------------------------------------------------------------------
+    def forward(self, batch: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """``batch`` ``{layout name: (N, M, T, V, C)}`` (other keys ignored) -> ``({modality: (N, M, T, V_u, C_k)},
+        {"rec": L_rec})``; ``rec`` only when a lifted 2D source and a 3D source are both present."""
+        mods, frames3d, lifted = {}, {}, {}
+        for name in self.layouts:
+            x = self._get(batch, name)
+            if x is None:
+                continue
+            if self.is_2d[name]:
+                u, lifted_pose = self._source_2d(name, x)
+                if lifted_pose is not None:
+                    lifted[name] = lifted_pose
+            else:
+                u, frames3d[name] = self._source_3d(name, x)
+            mods[name], _ = self.unifier(u, self.unified_layouts[name])
+        if not mods:
+            raise DataError(f"the batch holds none of the sources {[l.name for l in self.layouts.values()]} "
+                            f"(keys: {list(batch)})")
+        aux = {}
+        if lifted and frames3d:
+            ref = next(iter(frames3d))
+            losses = [reconstruction_loss(p, self.unified_layouts[k], frames3d[ref].pose, self.layouts[ref],
+                                          match_persons=self.match_persons) for k, p in lifted.items()]
+            aux["rec"] = torch.stack(losses).mean()
+        if self.semantic is not None:
+            src = self.semantic_from if self.semantic_from in mods else next(iter(mods))
+            mods["S"] = self.semantic(mods[src])
+        return mods, aux
+
+    def extra_repr(self) -> str:
+        return (f"sources={ {k: l.name for k, l in self.layouts.items()} }, frame={self.frame!r}, "
+                f"trajectory={self.use_trajectory}, text_source={self.text_source!r}")

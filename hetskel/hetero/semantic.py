@@ -1,0 +1,373 @@
+"""Semantic motion encoding S (SPEC 3.4): motion direction words, their text features, and the encoder.
+
+    >>> cfg = SemanticConfig(threshold=0.01)
+    >>> w = motion_words(x, config=cfg)                   # (N, M, T, V, 3) int64 word indices
+    >>> table, source = text_table(vocabulary(cfg))       # (7, 512), e.g. "random-init:ViT-B-32/seed0"
+    >>> enc = SemanticEncoder(table, mode="words")        # -> (N, M, T, V, 3)
+
+Words. Per joint, frame and axis the displacement ``d = x_t - x_{t-1}`` picks a word:
+``d > threshold`` -> the axis' positive word, ``d < -threshold`` -> its negative word, otherwise (and
+on the first frame, and on any frame whose predecessor or itself is padding) ``"unmove"``.
+``SemanticConfig.axis_words`` holds the (positive, negative) words per axis; the default is Kinect
+camera space (the NTU/PKU raw frame, and SynHet's): x grows to the image right -> ``right/left``;
+y grows upward -> ``up/down``; z grows *away* from the camera, and a recorded person usually faces
+the camera, so ``+dz`` is ``back`` and ``-dz`` (towards the camera) is ``front``. Words are thus from
+the viewer's side. For PYSKL-aligned skeletons (``transforms.normalize_3d``, spine on +z, shoulders
+on +x) use ``SemanticConfig.for_frame("pyskl")``: x right/left, y front/back, z up/down.
+
+Richer vocabulary (``graded=True``): each direction word gets a speed grade, ``"slightly left"``
+(``threshold < |d| <= speed_edges[0]``), ``"left"``, ``"quickly left"`` (``|d| > speed_edges[1]``):
+19 words; the number of words, tables and reducers follow ``vocabulary(config)``.
+
+Text features (``text_table``). The paper encodes the words with CLIP ViT-B/32's frozen text tower.
+We encode each word through ``template`` (default ``"{word}"``: the bare word, as the paper
+describes; e.g. ``"a person moves {word}"`` is a config change) and L2-normalise. CLIP weights
+cannot be downloaded on machines without network, so ``text_table`` says where its numbers came
+from (``source``), and callers must record it; the fallback, a seeded *randomly initialised* text
+tower, warns loudly: its table is NOT CLIP's and carries no language knowledge (only a fixed,
+distinct 512-d code per word).
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import socket
+import warnings
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from hetskel.data.errors import DataError
+
+Tensor = torch.Tensor
+log = logging.getLogger(__name__)
+
+WORDS = ("right", "left", "up", "down", "front", "back", "unmove")
+UNMOVE = "unmove"
+_FRAMES = {
+    "camera": (("right", "left"), ("up", "down"), ("back", "front")),
+    "pyskl": (("right", "left"), ("front", "back"), ("up", "down")),
+}
+
+
+@dataclass(frozen=True)
+class SemanticConfig:
+    """How displacements become words (module docstring). ``threshold``: |d| at or below which a
+    joint ``"unmove"``s, in the skeleton's unit (torso lengths per frame in ``HeteroProcessor``)."""
+
+    threshold: float = 0.01
+    axis_words: tuple = _FRAMES["camera"]
+    graded: bool = False
+    speed_edges: tuple = (0.03, 0.1)
+    grades: tuple = ("slightly", "", "quickly")
+    template: str = "{word}"
+
+    def __post_init__(self):
+        object.__setattr__(self, "axis_words", tuple(tuple(p) for p in self.axis_words))
+        if not self.threshold >= 0:
+            raise ValueError(f"SemanticConfig.threshold must be >= 0, got {self.threshold}")
+        if any(len(p) != 2 for p in self.axis_words):
+            raise ValueError(f"SemanticConfig.axis_words must be (positive, negative) pairs, got {self.axis_words}")
+        if self.graded:
+            e = [float(v) for v in self.speed_edges]
+            if len(self.grades) != len(e) + 1 or any(b <= a for a, b in zip([self.threshold, *e], e)):
+                raise ValueError("SemanticConfig: speed_edges must increase above threshold and grades must have "
+                                 f"len(speed_edges)+1 entries, got {self.speed_edges}, {self.grades}")
+        if "{word}" not in self.template:
+            raise ValueError(f"SemanticConfig.template must contain '{{word}}', got {self.template!r}")
+
+    @classmethod
+    def for_frame(cls, frame: str = "camera", **kw) -> "SemanticConfig":
+        """Axis words for ``"camera"`` (Kinect camera space) or ``"pyskl"`` (PYSKL-aligned) skeletons."""
+        if frame not in _FRAMES:
+            raise ValueError(f"unknown frame {frame!r}; choose from {sorted(_FRAMES)}")
+        return cls(axis_words=_FRAMES[frame], **kw)
+
+
+def vocabulary(config: SemanticConfig | None = None) -> tuple[str, ...]:
+    """The words, in table order: ``WORDS`` for the default config; graded: grade-major, then unmove."""
+    cfg = config or SemanticConfig()
+    used = {w for pair in cfg.axis_words for w in pair}
+    # the paper's words in WORDS order, then any custom ones (sorted, so the order is reproducible)
+    base = tuple(w for w in WORDS[:-1] if w in used) + tuple(sorted(used - set(WORDS)))
+    if not cfg.graded:
+        return (*base, UNMOVE)
+    return (*(f"{g} {w}".strip() for g in cfg.grades for w in base), UNMOVE)
+
+
+def _valid_pairs(x: Tensor) -> Tensor:
+    """``(..., T)`` bool: frame t and t-1 both hold a skeleton (False on the first frame)."""
+    fv = (x != 0).any(-1).any(-1)
+    out = torch.zeros_like(fv)
+    out[..., 1:] = fv[..., 1:] & fv[..., :-1]
+    return out
+
+
+def _displacement(x: Tensor, cfg: SemanticConfig) -> Tensor:
+    """``d`` ``(..., T, V, C)`` with zeros wherever the word must be unmove for lack of a predecessor."""
+    if x.dim() < 3:
+        raise DataError(f"motion words need (..., T, V, C) skeletons, got shape {tuple(x.shape)}", field="x")
+    if x.shape[-1] > len(cfg.axis_words):
+        raise DataError(f"{x.shape[-1]} channels but SemanticConfig.axis_words names {len(cfg.axis_words)} axes",
+                        field="x")
+    d = torch.zeros_like(x)
+    d[..., 1:, :, :] = x[..., 1:, :, :] - x[..., :-1, :, :]
+    return d * _valid_pairs(x)[..., None, None]
+
+
+def motion_words(x: Tensor, threshold: float | None = None, config: SemanticConfig | None = None) -> Tensor:
+    """Word index per joint, frame and axis: ``(..., T, V, C)`` float -> same shape int64 (into
+    ``vocabulary(config)``). ``threshold`` overrides ``config.threshold``."""
+    cfg = config or SemanticConfig()
+    if threshold is not None:
+        cfg = replace(cfg, threshold=float(threshold))
+    vocab = vocabulary(cfg)
+    C = x.shape[-1]
+    d = _displacement(x, cfg)
+    grades = cfg.grades if cfg.graded else ("",)
+    # lookup[c, negative, grade] -> vocabulary index
+    lookup = torch.tensor([[[vocab.index(f"{g} {cfg.axis_words[c][s]}".strip()) for g in grades]
+                            for s in (0, 1)] for c in range(C)], device=x.device)
+    if cfg.graded:
+        edges = torch.tensor([float(e) for e in cfg.speed_edges], dtype=d.dtype, device=x.device)
+        level = torch.bucketize(d.abs(), edges)            # 0: slightly .. len(edges): quickly
+    else:
+        level = torch.zeros_like(d, dtype=torch.int64)
+    axis = torch.arange(C, device=x.device).expand_as(d)
+    words = lookup[axis, (d < 0).to(torch.int64), level]
+    return torch.where(d.abs() > cfg.threshold, words, torch.full_like(words, vocab.index(UNMOVE)))
+
+
+def numeric_motion(x: Tensor, threshold: float | None = None, config: SemanticConfig | None = None) -> Tensor:
+    """The ablation: ``sign(d)`` in {+1, -1, 0} per axis (0 at or below the threshold), x's shape and dtype."""
+    cfg = config or SemanticConfig()
+    thr = cfg.threshold if threshold is None else float(threshold)
+    d = _displacement(x, cfg)
+    return torch.sign(d) * (d.abs() > thr)
+
+
+# ---------------------------------------------------------------------------------------------
+# text features
+_MEMORY: dict[tuple, Tensor] = {}
+
+
+def default_cache_dir() -> Path:
+    """``$HETSKEL_CACHE_DIR`` or ``~/.cache/hetskel``."""
+    return Path(os.environ.get("HETSKEL_CACHE_DIR") or Path.home() / ".cache" / "hetskel")
+
+
+def default_cache_path(words: Sequence[str], model_name: str = "ViT-B-32", pretrained: str = "openai",
+                       template: str = "{word}") -> Path:
+    key = hashlib.sha1("\n".join([model_name, pretrained, template, *words]).encode()).hexdigest()[:12]
+    return default_cache_dir() / f"text_table_{model_name}_{pretrained}_{key}.pt"
+
+
+def _load_user(table, K: int) -> Tensor:
+    if isinstance(table, (str, Path)):
+        p = Path(table)
+        if not p.is_file():
+            raise DataError("text table file does not exist", file=p)
+        if p.suffix == ".npy":
+            table = np.load(p, allow_pickle=False)
+        else:
+            from hetskel import io
+            obj = io.load_checkpoint(p)
+            table = obj.get("table") if isinstance(obj, dict) else obj
+    t = torch.as_tensor(np.asarray(table) if not isinstance(table, Tensor) else table).detach().float().cpu()
+    if t.dim() != 2 or t.shape[0] != K or not bool(torch.isfinite(t).all()):
+        raise DataError(f"text table must be a finite ({K}, D) array, one row per word; got shape {tuple(t.shape)}",
+                        field="table")
+    return t
+
+
+def _load_cache(path: Path, words, model_name, pretrained, template) -> tuple[Tensor, str] | None:
+    from hetskel import io
+    try:
+        obj = io.load_checkpoint(path)
+    except (FileNotFoundError, ValueError):
+        return None
+    if not isinstance(obj, dict) or list(obj.get("words", [])) != list(words) or \
+            (obj.get("model_name"), obj.get("pretrained"), obj.get("template")) != (model_name, pretrained, template):
+        warnings.warn(f"text-table cache {path} was made for other words/model/template; ignoring it", stacklevel=3)
+        return None
+    return obj["table"].float(), str(obj["origin"])
+
+
+def _cache_origin(path: Path) -> str | None:
+    from hetskel import io
+    try:
+        obj = io.load_checkpoint(path)
+    except (FileNotFoundError, ValueError):
+        return None
+    return str(obj.get("origin")) if isinstance(obj, dict) else None
+
+
+def _save_cache(path: Path, table: Tensor, origin: str, words, model_name, pretrained, template) -> None:
+    from hetskel import io
+    io.save_checkpoint(path, {"table": table.cpu(), "origin": origin, "words": list(words),
+                              "model_name": model_name, "pretrained": pretrained, "template": template})
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """Can weights be fetched? Avoids huggingface_hub's ~45 s of retries on machines without network.
+    With ``HF_HUB_OFFLINE=1`` open_clip is still tried: it then reads the local Hugging Face cache."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return True
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+@torch.no_grad()
+def _encode(model, tokenizer, words, template) -> Tensor:
+    model.eval()
+    f = model.encode_text(tokenizer([template.format(word=w) for w in words])).float()
+    return f / f.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+def _openclip(words, model_name, pretrained, template) -> Tensor:
+    import open_clip
+    if not (Path(pretrained).is_file() or _hub_reachable()):
+        raise RuntimeError("huggingface.co is not reachable (set HF_HUB_OFFLINE=1 to use a local cache)")
+    model, _, _ = open_clip.create_model_and_transforms(model_name, pretrained=pretrained)
+    return _encode(model, open_clip.get_tokenizer(model_name), words, template)
+
+
+def _random_tower(words, model_name, seed, template) -> Tensor:
+    import open_clip
+    with torch.random.fork_rng(devices=[]):  # do not disturb the caller's random stream
+        torch.manual_seed(seed)
+        model = open_clip.create_model(model_name, pretrained=None)
+    return _encode(model, open_clip.get_tokenizer(model_name), words, template)
+
+
+def text_table(words: Sequence[str] = WORDS, source: str = "auto", cache_path=None, table=None,
+               model_name: str = "ViT-B-32", pretrained: str = "openai", seed: int = 0,
+               template: str = "{word}") -> tuple[Tensor, str]:
+    """Text features of ``words``: ``(table (K, D) float32, source)``; D = 512 for ViT-B-32.
+
+    ``source="auto"`` tries, in order: the user ``table`` (tensor, array, ``.pt``/``.npy`` path) ->
+    ``"user"``; a cache file made from real weights -> ``"cache:<path>"``; the real open_clip model
+    (``create_model_and_transforms(model_name, pretrained=pretrained)``) -> ``"openclip:<model>/<pretrained>"``,
+    saved to the cache; a cache file made by the fallback -> ``"cache:<path>[random-init:...]"``; the
+    fallback, a text tower randomly initialised after ``torch.manual_seed(seed)`` ->
+    ``"random-init:<model>/seed<seed>"``, with a warning, saved to the cache. A cached random table
+    never shadows real weights. ``source`` may also force one of ``"user"``, ``"cache"``,
+    ``"openclip"``, ``"random"`` (an error if it is unavailable). ``cache_path=None`` keeps the table in
+    memory only. open_clip is imported here, never at module import.
+    """
+    words = tuple(words)
+    if source not in ("auto", "user", "cache", "openclip", "random"):
+        raise ValueError(f"text_table: unknown source {source!r}")
+    if table is not None and source in ("auto", "user"):
+        return _load_user(table, len(words)), "user"
+    if source == "user":
+        raise ValueError("text_table(source='user') needs table=...")
+    path = Path(cache_path) if cache_path is not None else None
+    cached = _load_cache(path, words, model_name, pretrained, template) if path is not None and source in (
+        "auto", "cache") else None
+    if source == "cache" and cached is None:
+        raise FileNotFoundError(f"no usable text-table cache at {path}")
+    if cached is not None and (source == "cache" or not cached[1].startswith("random-init")):
+        if cached[1].startswith("random-init"):
+            _warn_random(cached[1], f"cache {path}")
+        return cached[0], f"cache:{path}" + (f"[{cached[1]}]" if cached[1].startswith("random-init") else "")
+    key = (model_name, pretrained, template, words)
+    if source in ("auto", "openclip"):
+        origin = f"openclip:{model_name}/{pretrained}"
+        if (origin, *key) in _MEMORY:
+            return _MEMORY[(origin, *key)].clone(), origin
+        try:
+            t = _openclip(words, model_name, pretrained, template)
+        except Exception as e:  # no network / no weights: fall back below
+            if source == "openclip":
+                raise
+            reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        else:
+            _MEMORY[(origin, *key)] = t
+            if path is not None:
+                _save_cache(path, t, origin, words, model_name, pretrained, template)
+            return t.clone(), origin
+    else:
+        reason = "source='random' was requested"
+    origin = f"random-init:{model_name}/seed{seed}"
+    if cached is not None and cached[1] == origin:
+        _warn_random(origin, f"cache {path}; real weights unavailable: {reason}")
+        return cached[0], f"cache:{path}[{origin}]"
+    _warn_random(origin, reason)
+    mkey = (origin, model_name, template, words)
+    if mkey not in _MEMORY:
+        _MEMORY[mkey] = _random_tower(words, model_name, seed, template)
+    t = _MEMORY[mkey].clone()
+    if path is not None and not str(_cache_origin(path)).startswith("openclip"):  # never overwrite real CLIP
+        _save_cache(path, t, origin, words, model_name, pretrained, template)
+    return t, origin
+
+
+def _warn_random(origin: str, why: str) -> None:
+    msg = (f"semantic text table is NOT CLIP's: using a randomly initialised open_clip text tower ({origin}); "
+           f"reason: {why}. Words get distinct but meaningless codes. Supply a real table "
+           f"(text_table(table=...) / a cache made with CLIP weights) for the paper's setting.")
+    warnings.warn(msg, stacklevel=3)
+    log.warning(msg)
+
+
+# ---------------------------------------------------------------------------------------------
+# the encoder
+class SemanticEncoder(nn.Module):
+    """Skeleton ``(..., T, V, C)`` -> semantic motion encoding ``(..., T, V, C*out_dim)``.
+
+    ``mode="words"``: the frozen text table ``(K, D)`` (a buffer, saved in checkpoints) is reduced by a
+    trainable ``Linear(D, out_dim)`` to ``(K, out_dim)``, then gathered by word index. Channel order:
+    axis-major, ``[x_0 .. x_{k-1}, y_0 .., z_0 ..]`` (with ``out_dim=1`` simply x, y, z, the skeleton's
+    shape, as the paper). ``table=None`` calls ``text_table(vocabulary(config), cache_path=...,
+    **table_kw)`` with the file cache at ``default_cache_path(...)`` (``$HETSKEL_CACHE_DIR`` or
+    ``~/.cache/hetskel``; ``cache_path=None``: memory only); the table's origin is in
+    ``self.table_source``. ``mode="numeric"``: the ablation, ``sign(d)`` per axis
+    (``out_dim`` ignored). Padded frames (all-zero) give zeros in both modes.
+    """
+
+    def __init__(self, table=None, mode: str = "words", out_dim: int = 1, threshold: float | None = None,
+                 config: SemanticConfig | None = None, cache_path="default", **table_kw):
+        super().__init__()
+        if mode not in ("words", "numeric"):
+            raise ValueError(f"SemanticEncoder: mode must be 'words' or 'numeric', got {mode!r}")
+        cfg = config or SemanticConfig()
+        if threshold is not None:
+            cfg = replace(cfg, threshold=float(threshold))
+        self.config, self.mode, self.out_dim = cfg, mode, int(out_dim) if mode == "words" else 1
+        self.vocab = vocabulary(cfg)
+        self.table_source = "none (numeric)"
+        if mode == "words":
+            if table is None:
+                if cache_path == "default":
+                    cache_path = default_cache_path(self.vocab, table_kw.get("model_name", "ViT-B-32"),
+                                                    table_kw.get("pretrained", "openai"), cfg.template)
+                t, self.table_source = text_table(self.vocab, template=cfg.template, cache_path=cache_path,
+                                                  **table_kw)
+            else:
+                t, self.table_source = _load_user(table, len(self.vocab)), "user"
+            self.register_buffer("table", t.float())
+            self.reducer = nn.Linear(t.shape[1], self.out_dim)
+
+    def channels(self, in_channels: int = 3) -> int:
+        return in_channels * self.out_dim
+
+    def word_values(self) -> Tensor:
+        """``(K, out_dim)``: the reduced value of each vocabulary word (trainable)."""
+        return self.reducer(self.table)
+
+    def forward(self, x: Tensor) -> Tensor:
+        valid = (x != 0).any(-1).any(-1)[..., None, None]            # (..., T, 1, 1)
+        if self.mode == "numeric":
+            return numeric_motion(x, config=self.config) * valid
+        words = motion_words(x, config=self.config)                   # (..., T, V, C)
+        values = self.word_values().to(x.dtype)[words]               # (..., T, V, C, k)
+        return values.flatten(-2) * valid

@@ -1,0 +1,195 @@
+import pytest
+import torch
+
+from hetskel.data.errors import DataError
+from hetskel.hetero.lifter import frame_valid, pose_frame, trajectory
+from hetskel.hetero.pipeline import HeteroProcessor, backproject
+from hetskel.layouts import convert, get_layout
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _bodies(N=3, M=2, T=6, seed=0):
+    """Unified30 3D bodies in a Kinect-like camera frame, walking sideways, person 1 absent in sample 1."""
+    g = torch.Generator().manual_seed(seed)
+    base = torch.randn(30, 3, generator=g) * 0.3
+    x = base + 0.05 * torch.randn(N, M, T, 30, 3, generator=g)
+    x = x + torch.linspace(0, 0.5, T)[:, None, None] * torch.tensor([1.0, 0.0, 0.0])
+    x = x + torch.tensor([0.0, 0.0, 3.0])
+    x[1, 1] = 0
+    return x
+
+
+def _batch(x30, ortho=False):
+    """{"ntu25": 3D, "coco17": 2D}; ortho: 2D = (x, -y) (an orthographic camera with image y down)."""
+    x3, _ = convert(x30, "unified30", "ntu25", derive=False)
+    if ortho:
+        uv = x30[..., :2] * torch.tensor([1.0, -1.0])
+    else:
+        z = torch.where(x30[..., 2] == 0, torch.ones_like(x30[..., 2]), x30[..., 2])  # absent persons: no 0/0
+        uv = torch.stack([x30[..., 0] / z, -x30[..., 1] / z], -1)
+    x2, _ = convert(uv, "unified30", "coco17", derive=False)
+    return {"ntu25": x3, "coco17": x2, "label": torch.zeros(x30.shape[0], dtype=torch.int64)}
+
+
+def test_modalities_shapes_channels_and_padding():
+    proc = HeteroProcessor({"J": "ntu25", "C": "coco17"}, semantic="words", lifter_width=16,
+                           text_table=torch.randn(7, 32), semantic_out_dim=2)
+    mods, aux = proc(_batch(_bodies()))
+    assert proc.layout.joints == get_layout("unified30").joints
+    assert set(mods) == {"J", "C", "S"} and set(aux) == {"rec"}
+    assert proc.modality_channels() == {"J": 3, "C": 3, "S": 6}
+    for k, v in mods.items():
+        assert v.shape == (3, 2, 6, 30, proc.modality_channels()[k]), k
+        assert torch.all(v[1, 1] == 0), f"{k}: an absent person must stay zero"
+    assert torch.isfinite(aux["rec"]) and aux["rec"] > 0
+    assert proc.text_source == "user"
+
+
+def test_gradients_reach_lifter_prompts_and_reducer():
+    proc = HeteroProcessor(semantic="words", lifter_width=16, text_table=torch.randn(7, 32), prompt_mode="anchored")
+    mods, aux = proc(_batch(_bodies()))
+    loss = aux["rec"] + sum((m ** 2).mean() for m in mods.values())
+    loss.backward()
+    lifter = proc.lifters["C"]
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in lifter.parameters())
+    for src in ("ntu25", "coco20"):
+        assert proc.unifier.prompt(src).grad.abs().sum() > 0
+    assert proc.semantic.reducer.weight.grad.abs().sum() > 0
+    # L_rec alone trains the lifter
+    proc.zero_grad()
+    proc(_batch(_bodies()))[1]["rec"].backward()
+    assert lifter.mlp[0].weight.grad.abs().sum() > 0
+
+
+def test_single_sources_and_other_layouts():
+    x30 = _bodies(M=3)
+    b = _batch(x30)
+    three = HeteroProcessor({"J": "ntu25", "C": "coco17"}, semantic="numeric", lifter_width=8)
+    mods, aux = three({"ntu25": b["ntu25"]})             # 3D-only dataset
+    assert set(mods) == {"J", "S"} and aux == {} and mods["J"].shape == (3, 3, 6, 30, 3)
+    mods, aux = three({"coco17": b["coco17"]})           # 2D-only (FineGYM-like): S from C
+    assert set(mods) == {"C", "S"} and aux == {}
+    assert torch.equal(mods["S"], three.semantic(mods["C"]))
+    utd = HeteroProcessor({"K": "kinect20_utd", "C": "coco17"}, semantic=None, lifter_width=8)
+    xk, _ = convert(x30, "unified30", "kinect20_utd", derive=False)
+    mods, aux = utd({"kinect20_utd": xk, "coco17": b["coco17"]})
+    assert set(mods) == {"K", "C"} and "rec" in aux
+    assert mods["K"].shape[-2] == utd.layout.num_joints == len(set(get_layout("kinect20_utd").joints) |
+                                                               set(get_layout("coco20").joints))
+    only2d = HeteroProcessor({"C": "coco17"}, semantic=None, lifter_width=8)
+    assert only2d.layout.name == "coco20"
+    assert only2d(b)[0]["C"].shape == (3, 3, 6, 20, 3)
+    # modality-name keys work too
+    assert set(three({"J": b["ntu25"]})[0]) == {"J", "S"}
+
+
+def test_zero_depth_c_matches_j_under_an_orthographic_camera():
+    """Without the lifter, C is 2D with zero depth; with an orthographic camera (and a torso parallel
+    to the image) its x, y equal J's on the shared joints: both modalities are in one pose frame."""
+    x30 = _bodies()
+    lay = get_layout("unified30")
+    torso = [lay.index(j) for j in ("left_shoulder", "right_shoulder", "left_hip", "right_hip")]
+    x30[..., torso, 2] = 3.0 * (x30[..., torso, :] != 0).any(-1)  # torso in the image plane
+    ls, rs, lh, rh, sb, sm, ss = (lay.index(j) for j in ("left_shoulder", "right_shoulder", "left_hip", "right_hip",
+                                                         "spine_base", "spine_mid", "spine_shoulder"))
+    x30[..., ss, :] = (x30[..., ls, :] + x30[..., rs, :]) / 2  # Kinect's spine where COCO-20 interpolates it
+    x30[..., sb, :] = (x30[..., lh, :] + x30[..., rh, :]) / 2
+    x30[..., sm, :] = (x30[..., ss, :] + x30[..., sb, :]) / 2
+    proc = HeteroProcessor(use_lifter=False, semantic=None, frame="camera", prompt_mode="zero")
+    mods, aux = proc(_batch(x30, ortho=True))
+    assert aux == {}
+    both = proc.unifier.real_mask("ntu25") & proc.unifier.real_mask("coco20")
+    J, C = mods["J"][..., both, :], mods["C"][..., both, :]
+    assert torch.allclose(C[..., :2], J[..., :2], atol=1e-5)
+    assert torch.all(C[..., 2] == 0)
+    # PYSKL frame: image down maps to -z, and y (depth) is zero
+    pys = HeteroProcessor(use_lifter=False, semantic=None, frame="pyskl")
+    c = pys(_batch(x30, ortho=True))[0]["C"][..., both, :]
+    assert torch.all(c[..., 1] == 0) and torch.allclose(c[..., 2], J[..., 1], atol=1e-5)
+
+
+def test_backproject_recovers_image_plane_motion():
+    x30 = _bodies()
+    x3, _ = convert(x30, "unified30", "ntu25", derive=False)
+    f3 = pose_frame(x3, "ntu25")
+    t3 = trajectory(f3.root, f3.scale, frame_valid(f3.pose))
+    # an orthographic camera: 2D = (x, -y); the lifted pose is the true one
+    p2 = f3.pose[..., :2] * torch.tensor([1.0, -1.0])
+    t2 = t3[..., :2] * torch.tensor([1.0, -1.0])
+    tb = backproject(t2, p2, f3.pose)
+    assert torch.allclose(tb[..., :2], t3[..., :2], atol=1e-3)
+    assert tb[..., 2].abs().max() < 0.05 * t3[..., 0].abs().max()  # the ray direction is unobservable: ~0
+
+
+def test_lifter_training_through_the_processor_reduces_rec():
+    torch.manual_seed(0)
+    proc = HeteroProcessor(semantic=None, lifter_width=64, lifter_dropout=0.0)
+    batch = _batch(_bodies(N=8, T=8))
+    opt = torch.optim.Adam(proc.parameters(), lr=3e-3)
+    first = None
+    for _ in range(40):
+        rec = proc(batch)[1]["rec"]
+        first = float(rec.detach()) if first is None else first
+        opt.zero_grad()
+        rec.backward()
+        opt.step()
+    assert float(rec.detach()) < 0.5 * first
+
+
+def test_bad_batches_are_named():
+    proc = HeteroProcessor(semantic=None, lifter_width=8)
+    with pytest.raises(DataError, match="none of the sources"):
+        proc({"label": torch.zeros(2)})
+    with pytest.raises(DataError, match="coco17"):
+        proc({"coco17": torch.zeros(2, 2, 4, 17, 3)})
+    with pytest.raises(ValueError, match="frame"):
+        HeteroProcessor(frame="world")
+
+
+def test_camera_axis_convention_on_real_ntu(shared_data):
+    """Real NTU files hold 3D camera metres and colour pixels of the same joints: the ``"camera"``
+    image_to_pose (image right -> +x, image down -> -y) must line the 2D pose frame up with the 3D one."""
+    from hetskel.data.ntu import IMG_SHAPE, read_skeleton
+    from hetskel.hetero.lifter import mpjpe
+    from hetskel.hetero.pipeline import IMAGE_TO_POSE
+    files = sorted((shared_data / "ntu_raw_sample").glob("*.skeleton"))
+    if not files:
+        pytest.skip("no NTU .skeleton sample")
+    h, w = IMG_SHAPE
+    half = torch.tensor([w / 2, h / 2])
+    for f in files[:3]:
+        sk = read_skeleton(f)
+        x3 = torch.tensor(sk.xyz[:1], dtype=torch.float32)
+        c = torch.tensor(sk.color_xy[:1], dtype=torch.float32)
+        c = (c - half) / half * (c != 0).any(-1, keepdim=True)
+        p2 = pose_frame(c, "ntu25").pose @ torch.tensor(IMAGE_TO_POSE["camera"])
+        p3 = pose_frame(x3, "ntu25").pose
+        m = (p3 != 0).any(-1)
+        for axis in (0, 1):
+            assert torch.corrcoef(torch.stack([p2[..., axis][m], p3[..., axis][m]]))[0, 1] > 0.9, (f.name, axis)
+        assert float(mpjpe(p2[..., :2], p3[..., :2])) < 0.3 * float(p3[..., :2].norm(dim=-1)[m].mean())
+
+
+def test_a_new_2d_layout_is_a_definition_not_code():
+    from hetskel.layouts import Layout, register_layout
+    names = ["left_shoulder", "right_shoulder", "left_hip", "right_hip", "left_elbow", "right_elbow",
+             "left_wrist", "right_wrist", "nose"]
+    register_layout(Layout.from_bones("test_upper9_2d", names, {"left_elbow": "left_shoulder", "right_elbow":
+                                      "right_shoulder", "left_wrist": "left_elbow", "right_wrist": "right_elbow"},
+                                      dims=2))
+    proc = HeteroProcessor({"J": "ntu25", "C": "test_upper9_2d"}, semantic="numeric", lifter_width=8,
+                           prompt_mode="anchored")
+    x30 = _bodies()
+    b = _batch(x30)
+    b["test_upper9_2d"], _ = convert(b.pop("coco17"), "coco17", "test_upper9_2d", derive=False)
+    mods, aux = proc(b)
+    assert proc.layout.num_joints == 26  # ntu25 + nose
+    assert mods["C"].shape == (3, 2, 6, 26, 3) and torch.isfinite(aux["rec"])
+    assert torch.all(mods["C"][1, 1] == 0)

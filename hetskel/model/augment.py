@@ -1,0 +1,258 @@
+"""UmURL's pretraining augmentations, batched on the data's device, plus the classic modalities.
+
+One augmented *view* of a clip (UmURL ``feeder_pretraining``), every step per sample but without a
+Python loop over samples:
+
+1. **temporal crop-resize**: a fraction ``U(0.1, 1)`` of the valid frames at a uniform random
+   start, resized to ``T`` frames by linear interpolation with ``align_corners=False`` (UmURL calls
+   ``F.interpolate(..., mode="bilinear")`` on a ``(1, C*V*M, L, 1)`` grid, which is exactly this).
+   UmURL crops raw clips and never below ``min_crop_length = 64`` raw frames, which makes its crops
+   mild (an 80-frame clip keeps 80-100%, a clip of 64 frames or fewer is never cropped). Our
+   batches are usually already resampled to ``T`` (``hetskel.data.batches``), so the rule is
+   applied to the clip's *original* frame count ``batch["length"]`` (``length_key``): the kept
+   fraction is ``min(max(floor(L_orig U) , 64) / L_orig, 1)``, UmURL's crop up to the resampling.
+   Without a length entry the batch's own valid frames count as original. ``min_crop_frames=None``
+   gives SPEC 4's plain 10-100%.
+2. **spatial**, per sample: with p=0.5 *joint corruption* of ``round(0.6 V)`` random joints (15 of
+   25 in UmURL) -- with p=0.5 set to zero, else mixed by one random matrix ``U(-1, 1)^{3x3}``
+   (``x_j <- x_j @ A``) -- else a random *shear* ``x <- x @ S^T``, ``S = I + U(-1, 1)`` off the
+   diagonal, applied to every joint. All are linear, so absent (all-zero) joints stay absent.
+
+Randomness comes only from an explicit ``torch.Generator`` on the data's device, so a run is
+reproducible from its seed. Crop and spatial parameters are sampled apart from their application,
+so one draw can be applied to several tensors: ``shared_crop=True`` gives the 3D and the 2D
+skeleton of one clip the same frames, and one ``SpatialParams`` can be applied to all modalities
+of a view (C < 3 uses the top-left ``C x C`` block).
+
+``motion`` and ``bone`` build UmURL's J/M/B modalities from one 3D skeleton.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import torch
+
+from hetskel.layouts import Layout, get_layout
+
+Tensor = torch.Tensor
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """UmURL's pretraining augmentation (defaults) and the knobs to change it."""
+
+    crop_ratio: tuple[float, float] = (0.1, 1.0)   # UmURL l_ratio
+    min_crop_frames: int | None = 64               # UmURL: >= 64 original frames; None: plain crop_ratio
+    p_corrupt: float = 0.5                          # else shear
+    corrupt_fraction: float = 0.6                   # 15 of 25 joints
+    p_zero: float = 0.5                             # corruption: zero, else 3x3 mix
+    mix_range: float = 1.0                          # mix matrix entries U(-r, r)
+    shear_range: float = 1.0                        # shear off-diagonal entries U(-r, r)
+    spatial: bool = True                            # False: crop only
+    shared_crop: bool = True                        # one crop for every skeleton tensor of a sample
+    length_key: str = "length"                      # batch entry: original frame counts (N,), if any
+
+    def __post_init__(self):
+        lo, hi = self.crop_ratio
+        if not 0 < lo <= hi <= 1:
+            raise ValueError(f"AugmentConfig.crop_ratio must satisfy 0 < lo <= hi <= 1, got {self.crop_ratio}")
+        for name in ("p_corrupt", "corrupt_fraction", "p_zero"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"AugmentConfig.{name} must be in [0, 1], got {getattr(self, name)!r}")
+        if self.min_crop_frames is not None and self.min_crop_frames < 1:
+            raise ValueError(f"AugmentConfig.min_crop_frames must be >= 1 or None, got {self.min_crop_frames}")
+
+
+# ---------------------------------------------------------------------------------------------
+# temporal
+def _uniform(shape, generator: torch.Generator, device, dtype=torch.float32) -> Tensor:
+    return torch.rand(shape, generator=generator, device=device, dtype=dtype)
+
+
+def sample_crop(valid: Tensor, config: AugmentConfig, generator: torch.Generator,
+                original: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Random crops of the valid frames ``(N,)`` -> ``(start, length)``, LongTensors ``(N,)``.
+
+    original: the clips' original frame counts ``(N,)`` for the ``min_crop_frames`` rule (default:
+    ``valid``, i.e. the batch has not been resampled).
+    """
+    L = valid.to(torch.int64).clamp_min(1)
+    lo, hi = config.crop_ratio
+    frac = _uniform(L.shape, generator, L.device, torch.float64) * (hi - lo) + lo
+    if config.min_crop_frames is not None:
+        L0 = (L if original is None else original.to(L.device, torch.int64)).clamp_min(1)
+        # UmURL: crop = clamp(floor(L0 * frac), 64, L0) raw frames, as a fraction of the clip
+        frac = ((L0 * frac).floor().clamp_min(config.min_crop_frames) / L0).clamp_max(1.0)
+    length = (L * frac).floor().to(torch.int64).clamp(1, None).minimum(L)
+    start = (_uniform(L.shape, generator, L.device, torch.float64) * (L - length + 1)).floor().to(torch.int64)
+    return start.clamp_max(L - length), length
+
+
+def crop_resize(x: Tensor, start: Tensor, length: Tensor, out_frames: int) -> Tensor:
+    """Frames ``[start, start+length)`` of each sample resized to ``out_frames``.
+
+    x: ``(N, M, T, ...)`` (time on axis 2); start, length: ``(N,)``. Float tensors are linearly
+    interpolated with ``align_corners=False`` (source position ``(i + 0.5) * length / out - 0.5``,
+    clamped at 0, like ``F.interpolate``); other dtypes take the nearest frame.
+    Returns ``(N, M, out_frames, ...)``; one gather per neighbour, no loop over samples.
+    """
+    if x.dim() < 3:
+        raise ValueError(f"crop_resize: expected (N, M, T, ...), got shape {tuple(x.shape)}")
+    n, m, t = x.shape[:3]
+    start = start.to(x.device, torch.int64)
+    length = length.to(x.device, torch.int64)
+    if start.shape != (n,) or length.shape != (n,):
+        raise ValueError(f"crop_resize: start/length must have shape ({n},)")
+    if bool(((start < 0) | (length < 1) | (start + length > t)).any()):
+        raise ValueError(f"crop_resize: crops must satisfy start >= 0, length >= 1, start + length <= T={t}")
+    i = torch.arange(out_frames, device=x.device, dtype=torch.float64)
+    pos = ((i[None] + 0.5) * (length[:, None].double() / out_frames) - 0.5).clamp_min(0)   # (N, out)
+    last = length[:, None] - 1
+    tail = (1,) * (x.dim() - 3)
+    shape = (n, m, out_frames, *x.shape[3:])
+
+    def take(idx: Tensor) -> Tensor:
+        return x.gather(2, (idx + start[:, None]).view(n, 1, out_frames, *tail).expand(shape))
+
+    if not x.is_floating_point():
+        return take(torch.minimum(pos.round().to(torch.int64), last))
+    lo = torch.minimum(pos.floor().to(torch.int64), last)
+    hi = torch.minimum(lo + 1, last)
+    w = (pos - lo).to(x.dtype).view(n, 1, out_frames, *tail)
+    return torch.lerp(take(lo), take(hi), w)
+
+
+def skeleton_keys(batch: Mapping[str, object]) -> list[str]:
+    """Entries of a batch that carry time on axis 2: tensors of at least 4 dims ``(N, M, T, ...)``."""
+    return [k for k, v in batch.items() if isinstance(v, torch.Tensor) and v.dim() >= 4]
+
+
+def valid_lengths(batch: Mapping[str, object]) -> Tensor:
+    """Frames up to the last non-empty one, over every skeleton entry of ``batch`` (trailing
+    all-zero frames are padding): LongTensor ``(N,)``, at least 1."""
+    keys = skeleton_keys(batch)
+    if not keys:
+        raise ValueError(f"no skeleton tensors (N, M, T, ...) in a batch with keys {list(batch)}")
+    n = batch[keys[0]].shape[0]
+    L = torch.zeros(n, dtype=torch.int64, device=batch[keys[0]].device)
+    for k in keys:
+        v = batch[k]
+        if v.shape[0] != n:
+            raise ValueError(f"batch entry {k!r} has {v.shape[0]} rows, {keys[0]!r} has {n}")
+        present = (v != 0).flatten(3).any(-1).any(1)                      # (N, T)
+        last = present.shape[1] - present.flip(-1).to(torch.int64).argmax(-1)   # one past the last present frame
+        L = torch.maximum(L, torch.where(present.any(-1), last, torch.zeros_like(last)))
+    return L.clamp(1, min(batch[k].shape[2] for k in keys))
+
+
+def crop_batch(batch: Mapping[str, object], out_frames: int, config: AugmentConfig,
+               generator: torch.Generator | None, valid: Tensor | None = None) -> dict:
+    """Random crop-resize of every skeleton entry of ``batch`` (``skeleton_keys``) to ``out_frames``.
+
+    ``generator=None`` gives the deterministic evaluation crop: the whole valid clip resized (UmURL's
+    downstream ``l_ratio=[1.0]``). With ``config.shared_crop`` every entry of one sample gets the
+    same crop (entries must then have the same ``T``); otherwise each entry draws its own. Other
+    entries are passed through unchanged. ``valid``: precomputed ``valid_lengths(batch)`` (several
+    views of one batch need it once).
+    """
+    keys = skeleton_keys(batch)
+    frames = {k: batch[k].shape[2] for k in keys}
+    if config.shared_crop and len(set(frames.values())) > 1:
+        raise ValueError(f"crop_batch: a shared crop needs time-aligned entries, got frame counts {frames} "
+                         "(resample the sources to the clip length first)")
+    valid = valid_lengths(batch) if valid is None else valid
+    original = batch.get(config.length_key)
+    if original is not None:
+        original = torch.as_tensor(original, device=valid.device).reshape(-1)
+        if original.shape != valid.shape:
+            raise ValueError(f"batch[{config.length_key!r}] has shape {tuple(original.shape)}, expected ({valid.shape[0]},)")
+    out = dict(batch)
+    crop = None
+    for k in keys:
+        if generator is None:
+            crop = (torch.zeros_like(valid), valid)
+        elif crop is None or not config.shared_crop:
+            crop = sample_crop(valid, config, generator, original)
+        out[k] = crop_resize(batch[k], *crop, out_frames)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# spatial
+@dataclass
+class SpatialParams:
+    """One draw of the spatial augmentation for a batch.
+
+    matrix: ``(N, 3, 3)``; a transformed joint is ``x_j @ matrix[n]`` (row vectors).
+    joints: ``(N, V)`` bool; joints the matrix applies to (all of them for a shear).
+    """
+
+    matrix: Tensor
+    joints: Tensor
+
+
+def sample_spatial(n: int, num_joints: int, config: AugmentConfig, generator: torch.Generator,
+                   device=None, channels: int = 3) -> SpatialParams:
+    """Per sample: corruption (zero or mix) of ``round(corrupt_fraction * V)`` joints, or a shear."""
+    device = device if device is not None else generator.device
+    u = _uniform((n, 2), generator, device)
+    corrupt, zero = u[:, 0] < config.p_corrupt, u[:, 1] < config.p_zero
+    mix = (_uniform((n, channels, channels), generator, device) * 2 - 1) * config.mix_range
+    off = (_uniform((n, channels, channels), generator, device) * 2 - 1) * config.shear_range
+    eye = torch.eye(channels, device=device)
+    shear_t = (eye + off * (1 - eye)).transpose(1, 2)                     # x @ S^T
+    corr = torch.where(zero[:, None, None], torch.zeros_like(mix), mix)
+    matrix = torch.where(corrupt[:, None, None], corr, shear_t)
+    # exactly k joints per sample: rank of a random key below k (argsort of argsort = rank)
+    k = round(config.corrupt_fraction * num_joints)
+    rank = _uniform((n, num_joints), generator, device).argsort(1).argsort(1)
+    joints = torch.where(corrupt[:, None], rank < k, torch.ones_like(rank, dtype=torch.bool))
+    return SpatialParams(matrix, joints)
+
+
+def apply_spatial(x: Tensor, params: SpatialParams) -> Tensor:
+    """Apply one ``SpatialParams`` draw to ``x`` ``(N, M, T, V, C)`` with ``C <= 3``."""
+    n, _, _, v, c = x.shape
+    if params.joints.shape != (n, v) or c > params.matrix.shape[-1]:
+        raise ValueError(f"apply_spatial: params for (N={params.joints.shape[0]}, V={params.joints.shape[1]}, "
+                         f"C<={params.matrix.shape[-1]}) do not fit x of shape {tuple(x.shape)}")
+    a = params.matrix[:, :c, :c].to(device=x.device, dtype=x.dtype)
+    y = torch.einsum("nmtvc,ncd->nmtvd", x, a)
+    return torch.where(params.joints.to(x.device)[:, None, None, :, None], y, x)
+
+
+def spatial_augment(x: Tensor, config: AugmentConfig, generator: torch.Generator) -> Tensor:
+    """One fresh spatial draw applied to ``x`` ``(N, M, T, V, C)``."""
+    return apply_spatial(x, sample_spatial(x.shape[0], x.shape[3], config, generator, x.device))
+
+
+def augment(x: Tensor, out_frames: int, config: AugmentConfig, generator: torch.Generator,
+            original_lengths: Tensor | None = None) -> Tensor:
+    """A full UmURL view of one skeleton tensor ``(N, M, T, V, C)`` -> ``(N, M, out_frames, V, C)``."""
+    batch = {"x": x} if original_lengths is None else {"x": x, config.length_key: original_lengths}
+    y = crop_batch(batch, out_frames, config, generator)["x"]
+    return spatial_augment(y, config, generator) if config.spatial else y
+
+
+# ---------------------------------------------------------------------------------------------
+# classic modalities
+def motion(x: Tensor) -> Tensor:
+    """Frame difference ``x[t+1] - x[t]`` on the time axis (-3), last frame zero (UmURL)."""
+    m = torch.zeros_like(x)
+    m[..., :-1, :, :] = x[..., 1:, :, :] - x[..., :-1, :, :]
+    return m
+
+
+def bone(x: Tensor, layout: "str | Layout") -> Tensor:
+    """Bone vectors ``x - x[parent]`` (roots give zero) from the layout's tree, ``(..., V, C)``.
+
+    UmURL's NTU bone list is rooted at spine_shoulder; our ``ntu25`` tree is rooted at spine_base,
+    so the two spine bones point the other way and a different joint carries the zero root. The
+    set of bone vectors is the same up to sign.
+    """
+    lay = get_layout(layout)
+    if x.shape[-2] != lay.num_joints:
+        raise ValueError(f"bone: tensor has {x.shape[-2]} joints but layout {lay.name!r} has {lay.num_joints}")
+    parents = torch.as_tensor(lay.bone_parents(), device=x.device)
+    return x - x[..., parents, :]

@@ -1,0 +1,167 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from hetskel.layouts import get_layout
+from hetskel.model.augment import (
+    AugmentConfig,
+    apply_spatial,
+    augment,
+    bone,
+    crop_batch,
+    crop_resize,
+    motion,
+    sample_crop,
+    sample_spatial,
+    valid_lengths,
+)
+
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def rand(*shape, seed=0):
+    return torch.randn(*shape, generator=gen(seed))
+
+
+def umurl_crop(x_one, start, length, out):
+    """UmURL's reference: crop one (M, T, V, C) clip and F.interpolate a (1, M*V*C, L, 1) grid."""
+    m, _, v, c = x_one.shape
+    crop = x_one[:, start:start + length].permute(0, 2, 3, 1).reshape(1, m * v * c, length, 1)
+    y = F.interpolate(crop, size=(out, 1), mode="bilinear", align_corners=False)
+    return y.reshape(m, v, c, out).permute(0, 3, 1, 2)
+
+
+def test_crop_resize_matches_umurl_interpolation():
+    x = rand(5, 2, 40, 4, 3)
+    start = torch.tensor([0, 3, 10, 0, 39])
+    length = torch.tensor([40, 7, 30, 1, 1])
+    for out in (16, 64):
+        y = crop_resize(x, start, length, out)
+        assert y.shape == (5, 2, out, 4, 3)
+        for i in range(5):
+            torch.testing.assert_close(y[i], umurl_crop(x[i], int(start[i]), int(length[i]), out),
+                                       atol=1e-5, rtol=1e-5)
+    # the whole clip at its own length is the identity; integer tensors take the nearest frame
+    torch.testing.assert_close(crop_resize(x, torch.zeros(5, dtype=torch.long), torch.full((5,), 40), 40), x)
+    idx = torch.arange(40).view(1, 1, 40, 1).expand(2, 1, 40, 1)
+    assert crop_resize(idx, torch.tensor([0, 5]), torch.tensor([40, 10]), 10).dtype == torch.int64
+    with pytest.raises(ValueError, match="start"):
+        crop_resize(x, start, torch.full((5,), 40), 16)
+
+
+def test_sample_crop_bounds_and_umurl_minimum():
+    L = torch.tensor([64, 100, 300, 5, 1] * 40)
+    cfg = AugmentConfig(min_crop_frames=None)
+    start, length = sample_crop(L, cfg, gen(1))
+    assert bool((start >= 0).all() and (length >= 1).all() and (start + length <= L).all())
+    assert bool((length >= (L * 0.1).floor().clamp_min(1)).all())
+    assert length.float().div(L).min() < 0.3 and length.float().div(L).max() > 0.9   # 10-100%
+    # UmURL's rule: never below 64 raw frames (80-frame clips keep >= 80% of their resampled frames)
+    valid = torch.full((200,), 64)
+    assert AugmentConfig().min_crop_frames == 64
+    _, length = sample_crop(valid, AugmentConfig(), gen(2), original=torch.full((200,), 80))
+    assert length.min() >= int(64 * 64 / 80) and length.max() >= 62   # floor(80 U) <= 79 raw frames
+    _, length = sample_crop(valid, AugmentConfig(), gen(2))   # not resampled, 64 frames: never cropped
+    assert bool((length == 64).all())
+    start, length = sample_crop(torch.full((200,), 300), AugmentConfig(), gen(2))
+    assert length.min() == 64 and length.max() > 250 and bool((start + length <= 300).all())
+
+
+def test_crop_batch_keeps_frames_and_shares_crops():
+    x = rand(6, 2, 30, 5, 3)
+    batch = {"ntu25": x, "copy": x.clone(), "label": torch.arange(6)}
+    cfg = AugmentConfig(min_crop_frames=None)
+    out = crop_batch(batch, 16, cfg, gen(3))
+    assert out["ntu25"].shape == (6, 2, 16, 5, 3)
+    assert torch.equal(out["ntu25"], out["copy"])                 # one crop for both sources
+    assert torch.equal(out["label"], batch["label"])
+    indep = crop_batch(batch, 16, AugmentConfig(min_crop_frames=None, shared_crop=False), gen(3))
+    assert not torch.equal(indep["ntu25"], indep["copy"])
+    # the original lengths in batch["length"] drive UmURL's 64-frame minimum
+    long = crop_batch({**batch, "length": torch.full((6,), 300)}, 16, AugmentConfig(), gen(3))
+    short = crop_batch({**batch, "length": torch.full((6,), 40)}, 16, AugmentConfig(), gen(3))
+    assert not torch.equal(long["ntu25"], short["ntu25"])
+    torch.testing.assert_close(short["ntu25"], crop_resize(x, torch.zeros(6, dtype=torch.long), torch.full((6,), 30), 16))
+    # evaluation crop: the whole valid clip, here the identity
+    assert torch.equal(crop_batch({"x": x}, 30, AugmentConfig(), None)["x"], x)
+    with pytest.raises(ValueError, match="time-aligned"):
+        crop_batch({"a": x, "b": rand(6, 2, 31, 5, 3)}, 16, AugmentConfig(), gen(0))
+
+
+def test_valid_lengths_ignore_trailing_padding():
+    x = rand(3, 2, 20, 4, 3)
+    x[0, :, 12:] = 0
+    x[1, 1, 15:] = 0            # the other person still moves: not padding
+    x[2] = 0
+    assert valid_lengths({"a": x}).tolist() == [12, 20, 1]
+    y = crop_batch({"a": x}, 8, AugmentConfig(), None)["a"]
+    torch.testing.assert_close(y[0], crop_resize(x[:1], torch.tensor([0]), torch.tensor([12]), 8)[0])
+
+
+def test_augment_is_reproducible_and_shaped():
+    x = rand(8, 2, 50, 30, 3)
+    cfg = AugmentConfig()
+    a = augment(x, 32, cfg, gen(7))
+    b = augment(x, 32, cfg, gen(7))
+    c = augment(x, 32, cfg, gen(8))
+    assert a.shape == (8, 2, 32, 30, 3)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_joint_corruption_zero_and_mix():
+    x = rand(50, 2, 6, 25, 3) + 5.0        # no accidental zeros
+    cfg = AugmentConfig(p_corrupt=1.0, p_zero=1.0)
+    p = sample_spatial(50, 25, cfg, gen(0))
+    y = apply_spatial(x, p)
+    zero_joints = (y == 0).all(-1).all(2).all(1)                    # (N, V)
+    assert bool((zero_joints.sum(1) == 15).all())                   # 60% of 25 joints, UmURL's 15
+    assert torch.equal(zero_joints, p.joints)
+    assert torch.equal(y[~zero_joints[:, None, None, :].expand(50, 2, 6, 25)],
+                       x[~zero_joints[:, None, None, :].expand(50, 2, 6, 25)])
+    mix = sample_spatial(50, 25, AugmentConfig(p_corrupt=1.0, p_zero=0.0), gen(1))
+    y = apply_spatial(x, mix)
+    n, j = 3, int(mix.joints[3].nonzero()[0])
+    torch.testing.assert_close(y[n, :, :, j], x[n, :, :, j] @ mix.matrix[n])
+    assert mix.matrix.abs().max() <= 1.0
+
+
+def test_shear_applies_to_every_joint_and_keeps_absent_joints():
+    x = rand(20, 2, 6, 10, 3)
+    x[:, :, :, 4] = 0
+    p = sample_spatial(20, 10, AugmentConfig(p_corrupt=0.0), gen(2))
+    assert bool(p.joints.all())
+    assert torch.allclose(torch.diagonal(p.matrix, dim1=1, dim2=2), torch.ones(20, 3))
+    y = apply_spatial(x, p)
+    torch.testing.assert_close(y[5], x[5] @ p.matrix[5])
+    assert bool((y[:, :, :, 4] == 0).all())
+    # 2D data uses the top-left 2x2 block of the same draw
+    y2 = apply_spatial(x[..., :2], p)
+    torch.testing.assert_close(y2[5], x[5, ..., :2] @ p.matrix[5, :2, :2])
+    with pytest.raises(ValueError, match="do not fit"):
+        apply_spatial(x[:, :, :, :9], p)
+
+
+def test_generator_on_data_device_drives_everything():
+    cfg = AugmentConfig(p_corrupt=0.5)
+    p1, p2 = sample_spatial(30, 10, cfg, gen(5)), sample_spatial(30, 10, cfg, gen(5))
+    assert torch.equal(p1.matrix, p2.matrix) and torch.equal(p1.joints, p2.joints)
+    kinds = p1.joints.all(1)          # shear rows use every joint, corruption rows 6 of 10
+    assert 0 < int(kinds.sum()) < 30 and bool((p1.joints[~kinds].sum(1) == 6).all())
+
+
+def test_motion_and_bone():
+    x = rand(2, 2, 5, 25, 3)
+    m = motion(x)
+    torch.testing.assert_close(m[:, :, :-1], x[:, :, 1:] - x[:, :, :-1])
+    assert bool((m[:, :, -1] == 0).all())
+    assert motion(x[0]).shape == x[0].shape
+    lay = get_layout("ntu25")
+    b = bone(x, "ntu25")
+    e, s = lay.index("left_elbow"), lay.index("left_shoulder")
+    torch.testing.assert_close(b[..., e, :], x[..., e, :] - x[..., s, :])
+    root = lay.index("spine_base")
+    assert bool((b[..., root, :] == 0).all())
+    with pytest.raises(ValueError, match="joints"):
+        bone(x[..., :20, :], "ntu25")

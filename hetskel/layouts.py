@@ -183,6 +183,11 @@ def register_layout(layout: Layout, overwrite: bool = False) -> Layout:
     return layout
 
 
+def unregister_layout(name: str) -> None:
+    """Remove a user layout (built-ins too, so use with care); unknown names are ignored."""
+    _REGISTRY.pop(name, None)
+
+
 def list_layouts() -> list[str]:
     return sorted(_REGISTRY)
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from hetskel.layouts import (COMMON, FACE, HANDS_FEET, Layout, LayoutError, convert, get_layout, list_layouts,
-                             register_joints, register_layout, unify)
+                             register_joints, register_layout, unify, unregister_layout)
 
 
 def test_builtin_layouts_are_registered():
@@ -123,7 +123,11 @@ def test_user_layout_is_one_definition():
     lay = register_layout(Layout.from_bones(
         "test_hands4", ["left_wrist", "left_index_tip", "right_wrist", "right_index_tip"],
         {"left_index_tip": "left_wrist", "right_index_tip": "right_wrist"}, dims=2), overwrite=True)
-    assert "test_hands4" in list_layouts()
-    assert lay.left_right == [(0, 2), (1, 3)]
-    u = unify(["ntu25", "test_hands4"])
-    assert u.layout.num_joints == 27
+    try:
+        assert "test_hands4" in list_layouts()
+        assert lay.left_right == [(0, 2), (1, 3)]
+        u = unify(["ntu25", "test_hands4"])
+        assert u.layout.num_joints == 27
+    finally:
+        unregister_layout("test_hands4")  # the registry is global: leave it as other tests expect
+    assert "test_hands4" not in list_layouts()

@@ -178,18 +178,21 @@ def test_camera_axis_convention_on_real_ntu(shared_data):
 
 
 def test_a_new_2d_layout_is_a_definition_not_code():
-    from hetskel.layouts import Layout, register_layout
+    from hetskel.layouts import Layout, register_layout, unregister_layout
     names = ["left_shoulder", "right_shoulder", "left_hip", "right_hip", "left_elbow", "right_elbow",
              "left_wrist", "right_wrist", "nose"]
     register_layout(Layout.from_bones("test_upper9_2d", names, {"left_elbow": "left_shoulder", "right_elbow":
                                       "right_shoulder", "left_wrist": "left_elbow", "right_wrist": "right_elbow"},
                                       dims=2))
-    proc = HeteroProcessor({"J": "ntu25", "C": "test_upper9_2d"}, semantic="numeric", lifter_width=8,
-                           prompt_mode="anchored")
-    x30 = _bodies()
-    b = _batch(x30)
-    b["test_upper9_2d"], _ = convert(b.pop("coco17"), "coco17", "test_upper9_2d", derive=False)
-    mods, aux = proc(b)
-    assert proc.layout.num_joints == 26  # ntu25 + nose
-    assert mods["C"].shape == (3, 2, 6, 26, 3) and torch.isfinite(aux["rec"])
-    assert torch.all(mods["C"][1, 1] == 0)
+    try:
+        proc = HeteroProcessor({"J": "ntu25", "C": "test_upper9_2d"}, semantic="numeric", lifter_width=8,
+                               prompt_mode="anchored")
+        x30 = _bodies()
+        b = _batch(x30)
+        b["test_upper9_2d"], _ = convert(b.pop("coco17"), "coco17", "test_upper9_2d", derive=False)
+        mods, aux = proc(b)
+        assert proc.layout.num_joints == 26  # ntu25 + nose
+        assert mods["C"].shape == (3, 2, 6, 26, 3) and torch.isfinite(aux["rec"])
+        assert torch.all(mods["C"][1, 1] == 0)
+    finally:
+        unregister_layout("test_upper9_2d")

@@ -202,3 +202,57 @@ def test_convert_with_nothing_good_writes_nothing(tmp_path):
         convert_ntu(tmp_path / "src2", tmp_path / "x.pkl", progress=False)
     with pytest.raises(DataError, match="not a directory"):
         convert_ntu(tmp_path / "nope", tmp_path / "x.pkl", progress=False)
+
+
+# ------------------------------------------------------------------ the vectorised number parser
+def test_exponents_and_other_odd_numbers_are_read_exactly(tmp_path):
+    """Real NTU files hold values like 7.29689E-05; they (and other float() spellings) take the
+    per-token float() route and must come out exactly as float() reads them."""
+    lines = fake_lines([1, 1])
+    odd = ["7.29689E-05", "-2.988477E-05", "+3", "1_0", "12345678901234567890", "0.1234567890123456789", "-0"]
+    row = lines[joint_line(1, 4)].split()
+    row[:len(odd)] = odd
+    lines[joint_line(1, 4)] = " ".join(row)
+    sk = read_skeleton(write(tmp_path, lines))
+    got = np.concatenate([sk.xyz[0, 1, 4], sk.depth_xy[0, 1, 4], sk.color_xy[0, 1, 4]])
+    assert got.tolist() == [float(v) for v in odd]
+    assert np.signbit(sk.color_xy[0, 1, 4, 1])  # "-0" keeps its sign
+
+
+def test_unusual_line_ends_and_whitespace_parse_like_crlf(tmp_path):
+    """Old-Mac \\r line ends, non-ASCII whitespace, tabs: the str.split() route, same result."""
+    lines = fake_lines([1, 2, 1], seed=3)
+    ref = read_skeleton(write(tmp_path, lines))
+    variants = {"cr": ("\r", lines), "nbsp": ("\r\n", [ln.replace(" ", "\u00a0") for ln in lines]),
+                "tab": ("\n", [ln.replace(" ", "\t") for ln in lines])}
+    for name, (eol, text_lines) in variants.items():
+        (tmp_path / name).mkdir()
+        sk = read_skeleton(write(tmp_path / name, text_lines, eol=eol))
+        np.testing.assert_array_equal(sk.xyz, ref.xyz, err_msg=name)
+        np.testing.assert_array_equal(sk.orientation, ref.orientation, err_msg=name)
+        assert sk.body_ids == ref.body_ids
+
+
+def test_control_byte_inside_a_value(tmp_path):
+    lines = fake_lines([1, 1])
+    row = lines[joint_line(1, 2)].split()
+    row[3] = "277\x00.4"
+    lines[joint_line(1, 2)] = " ".join(row)
+    e = raises(write(tmp_path, lines), "not a finite number")
+    assert e.field == "depthX" and e.line == joint_line(1, 2) + 1 and e.sample == "frame 1"
+
+
+def test_huge_values_are_not_mistaken_for_infinities(tmp_path):
+    lines = fake_lines([1])
+    for j in range(25):  # finite, but their sum overflows float64
+        row = lines[joint_line(0, j)].split()
+        row[5:7] = ["1.7e308", "1.7e308"]
+        lines[joint_line(0, j)] = " ".join(row)
+    sk = read_skeleton(write(tmp_path, lines))
+    assert (sk.color_xy[0, 0] == 1.7e308).all()
+
+
+def test_huge_frame_count_in_a_short_file(tmp_path):
+    lines = fake_lines([1])
+    e = raises(write(tmp_path, ["72057594037931101"] + lines[1:]), "truncated")
+    assert e.field == "body count" and e.sample == "frame 1"

@@ -3,13 +3,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from hetskel.bench_ntu import naive_parse, ntu_parse_speedup
 from hetskel.data.errors import DataError
 from hetskel.data.ntu import (
     NTU60_CLASSES,
     NTU120_CLASSES,
     XSUB_TRAIN_60,
     XSUB_TRAIN_120,
+    _careful_walk,
+    _fast_walk,
     class_names,
     convert_ntu,
     detect_dataset,
@@ -20,6 +25,7 @@ from hetskel.data.ntu import (
     read_skeleton,
     select_bodies,
 )
+from hetskel.data.ntu_text import Tokens, tokenize
 from hetskel.data.pyskl import load_pyskl
 
 SAMPLES = ["S001C001P001R001A001", "S001C001P001R001A011", "S001C003P008R002A058",
@@ -208,3 +214,85 @@ def test_convert_color2d_and_missing_list_skips(raw, tmp_path):
     expect = np.where(sk.tracking[0] == 2, 1.0, np.where(sk.tracking[0] == 1, 0.5, 0.0))
     np.testing.assert_array_equal(ann["keypoint_score"][0], expect)
     assert not ann["keypoint_score"][1].any() and (sk.tracking[0] == 1).any()  # this file has inferred joints
+
+
+# ------------------------------------------------------------ number parser, walks, benchmark pieces
+def test_every_number_of_the_real_files_is_bit_exact(raw):
+    """tokenize() on the raw bytes gives exactly float(token) for every token, incl. the E-05 ones."""
+    for name in SAMPLES:
+        data = (raw / f"{name}.skeleton").read_bytes()
+        tok = tokenize(data)
+        ref = np.array([float(t) for t in data.split()])
+        got = tok.numbers(np.arange(ref.size))
+        assert got.view(np.int64).tolist() == ref.view(np.int64).tolist(), name
+        assert tok.count.tolist() == [len(ln.split()) for ln in data.split(b"\n")]
+        assert tok.plain.mean() > 0.99  # almost everything takes the vectorised route
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.from_regex(r"-?[0-9]{0,9}\.?[0-9]{0,9}|[0-9.eE+-]{1,8}", fullmatch=True), min_size=1,
+                max_size=40))
+def test_decimal_tokens_match_float(tokens):
+    tokens = [t for t in tokens if t]
+    text = ("\r\n".join(" ".join(tokens[i:i + 5]) for i in range(0, len(tokens), 5)) + "\n").encode()
+    tok = tokenize(text)
+    got = tok.numbers(np.arange(len(tokens)))
+    for t, v in zip(tokens, got):
+        try:
+            want = float(t)
+        except ValueError:
+            want = float("nan")
+        assert np.float64(want).view(np.int64) == np.float64(v).view(np.int64) or np.isnan(want) and np.isnan(v), t
+
+
+def test_tokenize_lines_and_routes():
+    tok = tokenize(b"3\r\n\r\n 1 2\t-3.5 \n4")  # no final newline; a blank line
+    assert tok.count.tolist() == [1, 0, 3, 1] and tok.numbers(np.arange(5)).tolist() == [3, 1, 2, -3.5, 4]
+    assert tok.integer.tolist() == [True, True, True, False, True]
+    for odd in (b"1\r2\n", b"1\x0b2\n", b"1\x002\n", "1\u00a02\n".encode()):  # str would split these lines
+        assert tokenize(odd) is None, odd
+    slow = Tokens.from_lines("1\u00a02\n3".splitlines())
+    assert slow.count.tolist() == [2, 1] and slow.numbers(np.arange(3)).tolist() == [1, 2, 3]
+    edge = ["0", "-0", "1.", ".5", "-.5", "123456789012345", "1234567890.1234", "-99999999.999999",
+            "0.000000000000001", "1234567890123456", "9.999999999999999", "0.3", "2.675", "1/2", "/", "-",
+            ".", "-.", "1-", "--1", "1.2.3", "0..1", "1e5", "nan", "-inf", "72057594037931101"]
+    tok = tokenize(" ".join(edge).encode())
+    got = tok.numbers(np.arange(len(edge)))
+    for t, v in zip(edge, got):
+        want = np.float64(float(t) if t not in ("1/2", "/", "-", ".", "-.", "1-", "--1", "1.2.3", "0..1")
+                          else np.nan)
+        assert want.view(np.int64) == v.view(np.int64) or np.isnan(want) and np.isnan(v), t
+    assert tok.plain[:6].all() and not tok.plain[9]  # up to 15 digits vectorised, 16 through float()
+
+
+def test_fast_walk_agrees_with_the_careful_walk(raw):
+    for name in SAMPLES:
+        data = (raw / f"{name}.skeleton").read_bytes()
+        tok = tokenize(data)
+        L = int(np.flatnonzero(tok.count)[-1]) + 1
+        fast = _fast_walk(tok, L, 6)
+        careful = _careful_walk(data.decode().splitlines(), name, 6, tok)
+        assert fast is not None and fast.ids == careful.ids
+        for key in ("per_frame", "body", "frame", "info_line"):
+            np.testing.assert_array_equal(getattr(fast, key), getattr(careful, key), err_msg=key)
+
+
+def test_scratch_reuse_across_files_and_threads(raw):
+    """The tokenizer's per-thread scratch buffers are reused: interleaved files and threads agree."""
+    import concurrent.futures as cf
+
+    paths = [raw / f"{n}.skeleton" for n in SAMPLES]
+    ref = {p: naive_parse(p) for p in paths}
+    with cf.ThreadPoolExecutor(3) as pool:
+        for p, sk in zip(paths * 3, pool.map(read_skeleton, paths * 3)):
+            np.testing.assert_array_equal(sk.xyz, ref[p])
+
+
+def test_benchmark_pieces(raw):
+    paths = [raw / f"{n}.skeleton" for n in SAMPLES[:2]]
+    res = ntu_parse_speedup(paths, rounds=1)
+    assert set(res) == {"files_per_s", "files_per_s_baseline", "speedup", "files"} and res["files"] == 2
+    assert res["files_per_s"] > 0 and res["files_per_s_baseline"] > 0
+    assert res["speedup"] == pytest.approx(res["files_per_s"] / res["files_per_s_baseline"])
+    with pytest.raises(ValueError, match="at least one file"):
+        ntu_parse_speedup([])

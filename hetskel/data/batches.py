@@ -221,6 +221,9 @@ def _img_shapes(anns: Sequence[dict], default, file) -> np.ndarray:
         if hw is None:
             raise DataError("is missing; 2D keypoints need the image size to be normalised (pass img_shape=(h, w) "
                             "to load_dataset to assume one)", file=file, sample=a["frame_dir"], field="img_shape")
+        if not (float(hw[0]) > 0 and float(hw[1]) > 0):  # (0, 0) or negative: no image size to divide by
+            raise DataError(f"must be a positive (h, w), got {tuple(hw)!r}", file=file, sample=a["frame_dir"],
+                            field="img_shape")
         out.append([float(hw[0]), float(hw[1])])
     return np.asarray(out, dtype=np.float64).reshape(-1, 2)
 

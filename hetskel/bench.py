@@ -1,0 +1,551 @@
+"""``python -m hetskel.bench``: the numbers behind the paper's efficiency claim and our own speed.
+
+    python -m hetskel.bench --quick --out bench.json            # CI-sized, well under a minute on 2 cores
+    python -m hetskel.bench --out bench.json --baseline old.json  # full run, flags >10% regressions
+    python -m hetskel.bench --results bench.json --baseline old.json  # re-render / compare, no measuring
+
+Writes ``FILE.json`` and ``FILE.md`` (the Markdown table, also printed). What is measured:
+
+* ``gflops_fused_paper``: inference FLOPs per sample of the fused J+C+S encoder at the paper preset
+  (T=64, M=2, unified 30 joints), every modality subset and the three single streams, at 30 and at
+  25 joints (UmURL's setting, the configuration at or under the paper's 2.54G), counted by
+  ``hetskel.model.flops`` on the meta device;
+* ``ntu_parse_speedup``: ``hetskel.data.ntu`` against the line-by-line baseline (``bench_ntu``) on
+  the real ``../shared/data/ntu_raw_sample`` files (skipped, with the reason, when absent);
+* ``synth_samples_per_s``: ``synhet.generate`` (wall clock, 64 frames per clip);
+* ``train_samples_per_s_cpu``: real pretraining steps (``Pretrainer`` + ``HeteroProcessor`` J+C+S on
+  SynHet batches, forward + backward + Adam) at the ``small`` preset; warm-up steps excluded, rate
+  from the median step time (robust to bursts of other processes on a shared machine). The first
+  warm-up step runs under ``FlopCounterMode``, which gives the forward FLOPs of the whole step (K+1
+  views, processor included) and the processor's share. Also the data part of a step (batch gather +
+  K+1 crops + spatial draws, timed alone) against the full step, and the same step on one thread
+  (``train_cpu_1thread``; its samples per CPU second is the rate least disturbed by other processes);
+* with CUDA: the same at the paper preset in bf16 autocast, ``train_samples_per_s_gpu``, MFU
+  (3 x counted forward FLOPs x samples/s / peak bf16 FLOP/s; the counted forward+backward is kept
+  too) and peak memory (``torch.cuda.max_memory_allocated``). ``--compile`` wraps it in ``torch.compile``;
+* augmentation: ``crop_batch`` + ``spatial_augment`` on a whole batch vs the same calls one sample
+  at a time.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shlex
+import statistics
+import sys
+import time
+import traceback
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from hetskel.io import load_json, save_json, shared_data_dir
+
+TARGET_FUSED_GFLOPS = 2.8           # fused J+C+S, paper preset, 30 joints
+TARGET_NTU_SPEEDUP = 3.0            # NTU reader vs line-by-line baseline
+TARGET_GPU_SAMPLES_PER_S = 5000.0   # pretraining at the paper preset on an H200
+REGRESSION_TOLERANCE = 0.10
+# dense bf16 peak FLOP/s by device name (first match wins); --peak-tflops overrides
+PEAK_BF16 = (("H200", 989e12), ("H100 PCIe", 756e12), ("H100", 989e12), ("A100", 312e12), ("L40S", 362e12))
+# rates compared against a baseline (higher is better): dotted paths into the results
+RATES = ("train_samples_per_s_cpu", "train_cpu_1thread.samples_per_cpu_s", "train_samples_per_s_gpu",
+         "synth_samples_per_s", "augment.batched_samples_per_s", "ntu_parse_speedup.files_per_s")
+SETTINGS = {  # quick: CI on a shared 2-core CPU; full: a few minutes
+    "quick": {"ntu_rounds": 2, "synth_samples": 1000, "cpu_batch": 8, "cpu_warmup": 1, "cpu_steps": 3,
+              "cpu_data": 64, "aug_batch": 256, "aug_loop": 32, "gpu_batch": 256, "gpu_warmup": 3,
+              "gpu_steps": 10, "gpu_data": 1024},
+    "full": {"ntu_rounds": 5, "synth_samples": 10000, "cpu_batch": 32, "cpu_warmup": 2, "cpu_steps": 6,
+             "cpu_data": 512, "aug_batch": 1024, "aug_loop": 256, "gpu_batch": 512, "gpu_warmup": 5,
+             "gpu_steps": 30, "gpu_data": 4096},
+}
+
+
+def _get(d: dict, path: str):
+    for part in path.split("."):
+        d = d.get(part) if isinstance(d, dict) else None
+    return d
+
+
+# ---------------------------------------------------------------------------------------------
+def machine_info() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    info = {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
+            "numpy": np.__version__, "torch_threads": torch.get_num_threads(),
+            "torch_interop_threads": torch.get_num_interop_threads(), "platform": platform.platform(),
+            "loadavg_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None, "gpu": None,
+            # thread settings change CPU rates a lot on a shared machine (OMP_WAIT_POLICY=PASSIVE, 1 thread)
+            "env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY")
+                    if k in os.environ}}
+    if torch.cuda.is_available():
+        p = torch.cuda.get_device_properties(0)
+        info["gpu"] = {"name": p.name, "memory_gb": round(p.total_memory / 2**30, 1),
+                       "capability": f"{p.major}.{p.minor}", "cuda": torch.version.cuda}
+    return info
+
+
+def bench_flops() -> dict:
+    """Inference FLOPs per sample at the paper preset (30 and 25 joints)."""
+    from hetskel.model.flops import (
+        PAPER_FUSED_GFLOPS,
+        PAPER_THREE_STREAMS_GFLOPS,
+        flops_table,
+    )
+
+    out = {"paper_gflops": {"fused": PAPER_FUSED_GFLOPS, "three_streams": PAPER_THREE_STREAMS_GFLOPS}}
+    for joints, suffix in ((30, ""), (25, "_25j")):
+        rows = flops_table("paper", num_joints=joints)
+        out[f"gflops_fused_paper{suffix}"] = next(r["gflops"] for r in rows if r["model"] == "fused"
+                                                  and r["modalities"] == "J+C+S")
+        out[f"gflops_three_streams_paper{suffix}"] = rows[-1]["gflops"]
+        out[f"flops_table{suffix}"] = rows
+    return out
+
+
+def bench_ntu(rounds: int, data_dir: Path | None) -> dict:
+    folder = (data_dir or shared_data_dir() or Path("../shared/data")) / "ntu_raw_sample"
+    files = sorted(folder.glob("*.skeleton"))
+    if not files:
+        return {"skipped": f"no .skeleton files in {folder} (set HETSKEL_SHARED_DATA or --shared-data)"}
+    from hetskel.bench_ntu import ntu_parse_speedup
+
+    return {**ntu_parse_speedup(files, rounds=rounds), "dir": str(folder), "rounds": rounds}
+
+
+def bench_synth(num_samples: int, num_frames: int = 64) -> dict:
+    from hetskel.data.synhet import generate
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    generate(num_samples=num_samples, num_frames=num_frames, seed=0)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {"samples": num_samples, "frames": num_frames, "seconds": wall, "cpu_seconds": cpu,
+            "samples_per_s": num_samples / wall}
+
+
+# ---------------------------------------------------------------------------------------------
+# pretraining step
+def synhet_dataset(num_samples: int, num_frames: int = 64, seed: int = 0):
+    """A SynHet ``ArrayDataset`` ``{"ntu25": (N,2,T,25,3), "coco17": (N,2,T,17,2)}``, PYSKL-normalised."""
+    from hetskel.data.batches import load_dataset
+    from hetskel.data.synhet import generate
+
+    d3, d2 = generate(num_samples=num_samples, num_frames=num_frames, seed=seed)
+    return load_dataset({"ntu25": d3, "coco17": d2}, num_frames=num_frames)
+
+
+def build_pretrainer(preset: str, lifter_width: int = 1024, seed: int = 0):
+    """The paper's model: ``HeteroProcessor`` (ntu25 -> J, lifted coco17 -> C, words -> S) + encoder.
+
+    The text table is a seeded random ``(7, 512)`` stand-in for CLIP's (no download here); its cost
+    in the step is identical (a 512 -> 1 linear map of 7 rows and a gather)."""
+    from hetskel.hetero.pipeline import HeteroProcessor
+    from hetskel.hetero.semantic import SemanticConfig, vocabulary
+    from hetskel.model.encoder import UnifiedEncoder
+    from hetskel.model.objective import Pretrainer
+
+    torch.manual_seed(seed)
+    words = len(vocabulary(SemanticConfig.for_frame("pyskl")))
+    table = torch.randn(words, 512, generator=torch.Generator().manual_seed(seed))
+    proc = HeteroProcessor({"J": "ntu25", "C": "coco17"}, semantic="words", text_table=table,
+                           lifter_width=lifter_width)
+    enc = UnifiedEncoder(preset, proc.modality_channels(), proc.layout.num_joints)
+    return Pretrainer(enc, ("J", "C", "S"), processor=proc, seed=seed)
+
+
+def _data_part(obj, ds, idx: torch.Tensor, g: torch.Generator) -> None:
+    """What a step spends on data: gather the batch, K+1 crops and one spatial draw per source."""
+    from hetskel.model.augment import crop_batch, spatial_augment, valid_lengths
+
+    batch = ds.get_batch(idx)
+    valid = valid_lengths(batch)
+    for _ in range(len(obj.modalities) + 1):
+        raw = crop_batch(batch, obj.encoder.config.num_frames, obj.augment, g, valid=valid)
+        for k in ds.sources:
+            spatial_augment(raw[k], obj.augment, g)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def peak_flops(device: torch.device, override_tflops: float | None = None) -> float | None:
+    if override_tflops:
+        return override_tflops * 1e12
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((v for key, v in PEAK_BF16 if key in name), None)
+
+
+def bench_train(preset: str, device: str, batch_size: int, warmup: int, steps: int, data_samples: int,
+                lifter_width: int = 1024, compile: bool = False, peak_tflops: float | None = None,
+                amp: str = "auto", ds=None, details: bool = True) -> dict:
+    """samples/s of full pretraining steps (``train.py``'s step: gather, autocast forward, backward,
+    Adam), FLOPs of a step, data-vs-compute split, MFU and peak memory on CUDA. ``amp`` is
+    ``TrainConfig.amp`` ("auto": bf16 on CUDA, fp32 on CPU; "bf16" on CPU checks the GPU's path).
+    ``ds``: a SynHet ``ArrayDataset`` to reuse; ``details=False``: only the step times (no FLOP count,
+    no data-part timing)."""
+    from hetskel.train_config import TrainConfig, make_optimizer
+
+    dev = torch.device(device)
+    warmup = max(warmup, 2 if compile else 1)  # warm-up step 0 is the FLOP count; compile needs one more
+    ds = (ds if ds is not None and len(ds) >= batch_size else synhet_dataset(max(data_samples, batch_size))).to(dev)
+    obj = build_pretrainer(preset, lifter_width).to(dev).train()
+    cfg = TrainConfig(amp=amp)
+    amp = cfg.amp_dtype(dev)
+    opt = make_optimizer(cfg, [p for p in obj.parameters() if p.requires_grad])
+    order = torch.randperm(len(ds), generator=torch.Generator().manual_seed(0)).to(dev)
+    per_epoch = len(ds) // batch_size
+    model = obj
+
+    def step(i: int, counter: FlopCounterMode | None = None) -> dict | None:
+        idx = order[(i % per_epoch) * batch_size:(i % per_epoch + 1) * batch_size]
+        batch = ds.get_batch(idx)
+        with torch.autocast(dev.type, dtype=amp) if amp else nullcontext():
+            out = model(batch)
+        fwd = counter.get_flop_counts() if counter is not None else None  # a copy: forward only
+        opt.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        opt.step()
+        return fwd
+
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    with FlopCounterMode(display=False) if details else nullcontext() as counter:
+        fwd_counts = step(0, counter)
+    times, cpu_times = [], []
+    if compile:
+        model = torch.compile(obj)
+    for i in range(1, warmup):
+        step(i)
+    for i in range(warmup, warmup + steps):
+        _sync(dev)
+        t0, c0 = time.perf_counter(), time.process_time()
+        step(i)
+        _sync(dev)
+        times.append(time.perf_counter() - t0)
+        cpu_times.append(time.process_time() - c0)
+    step_s = statistics.median(times)
+    rate = batch_size / step_s
+    out = {"preset": preset, "device": str(dev), "amp": str(amp).replace("torch.", "") if amp else "fp32",
+           "compile": compile, "lifter_width": lifter_width, "batch_size": batch_size, "warmup_steps": warmup,
+           "steps": steps, "step_s": [round(t, 4) for t in times], "step_s_median": step_s,
+           "samples_per_s": rate, "samples_per_s_mean": batch_size * steps / sum(times),
+           # process CPU seconds per step (all threads): well under threads x step_s = cores taken by others;
+           # on one thread, samples per CPU second hardly depends on other processes (a stable rate)
+           "step_cpu_s_median": statistics.median(cpu_times),
+           "samples_per_cpu_s": batch_size / statistics.median(cpu_times),
+           "torch_threads": torch.get_num_threads()}
+    if not details:
+        return out
+    g = torch.Generator(device=dev).manual_seed(1)
+    data_times = []
+    for i in range(max(3, steps // 2)):
+        idx = order[(i % per_epoch) * batch_size:(i % per_epoch + 1) * batch_size]
+        _sync(dev)
+        t0 = time.perf_counter()
+        _data_part(obj, ds, idx, g)
+        _sync(dev)
+        data_times.append(time.perf_counter() - t0)
+
+    data_s = statistics.median(data_times)
+    fwd = sum(fwd_counts["Global"].values())
+    proc_fwd = sum(fwd_counts.get("Pretrainer.processor", {}).values())
+    train_flops = 3 * fwd / batch_size  # the usual 3x forward (backward = 2x forward)
+    out.update({"data_s_median": data_s, "data_fraction": data_s / step_s,
+                "fwd_gflops_per_sample": fwd / batch_size / 1e9,
+                "fwd_processor_fraction": proc_fwd / fwd if fwd else None,
+                "fwd_bwd_gflops_per_sample_counted": counter.get_total_flops() / batch_size / 1e9,
+                "train_gflops_per_sample": train_flops / 1e9,
+                "achieved_tflops": train_flops * rate / 1e12})
+    peak = peak_flops(dev, peak_tflops)
+    out["peak_tflops"] = peak / 1e12 if peak else None
+    out["mfu"] = train_flops * rate / peak if peak else None
+    if dev.type == "cuda":
+        out["peak_memory_gb"] = torch.cuda.max_memory_allocated(dev) / 2**30
+        out["gpu"] = torch.cuda.get_device_name(dev)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+def bench_augment(batch: int, loop_samples: int, device: str = "cpu", out_frames: int = 64) -> dict:
+    """One UmURL view (crop-resize + spatial) of SynHet ntu25 clips: whole batch vs one sample at a time."""
+    from hetskel.model.augment import AugmentConfig, crop_batch, spatial_augment
+
+    dev = torch.device(device)
+    ds = synhet_dataset(batch)
+    x, lengths = ds.x["ntu25"].to(dev), ds.lengths["ntu25"].to(dev)
+    cfg, g = AugmentConfig(), torch.Generator(device=dev).manual_seed(0)
+
+    def view(xb, lb):
+        return spatial_augment(crop_batch({"x": xb, "length": lb}, out_frames, cfg, g)["x"], cfg, g)
+
+    def batched():
+        view(x, lengths)
+
+    def loop():
+        for i in range(loop_samples):
+            view(x[i:i + 1], lengths[i:i + 1])
+
+    rates = {}
+    for name, fn, n in (("batched", batched, batch), ("loop", loop, loop_samples)):
+        fn()  # warm-up
+        best = float("inf")
+        for _ in range(3):
+            _sync(dev)
+            t0 = time.perf_counter()
+            fn()
+            _sync(dev)
+            best = min(best, time.perf_counter() - t0)
+        rates[name] = n / best
+    return {"device": str(dev), "batch": batch, "loop_samples": loop_samples, "out_frames": out_frames,
+            "batched_samples_per_s": rates["batched"], "loop_samples_per_s": rates["loop"],
+            "speedup": rates["batched"] / rates["loop"]}
+
+
+# ---------------------------------------------------------------------------------------------
+def compare(current: dict, baseline: dict, tolerance: float = REGRESSION_TOLERANCE) -> list[dict]:
+    """Rows ``{metric, baseline, current, change, regressed}`` for every rate in both results;
+    ``regressed`` when the current rate is more than ``tolerance`` below the baseline, None when the
+    two runs are of different modes (quick and full use other batch sizes: not comparable)."""
+    same = baseline.get("mode") == current.get("mode")
+    rows = []
+    for key in RATES:
+        old, new = _get(baseline, key), _get(current, key)
+        if isinstance(old, (int, float)) and isinstance(new, (int, float)) and old > 0:
+            change = new / old - 1
+            rows.append({"metric": key, "baseline": old, "current": new, "change": change,
+                         "regressed": change < -tolerance if same else None})
+    return rows
+
+
+def evaluate_targets(res: dict) -> list[dict]:
+    def row(name, value, target, ok, section):
+        status = "pass" if ok else "fail"
+        if value is None:
+            why = _get(res, f"{section}.error") or _get(res, f"{section}.skipped")
+            status = ("error" if _get(res, f"{section}.error") else "skipped") + (f": {why}" if why else "")
+        return {"target": name, "value": value, "goal": target, "status": status}
+
+    def num(path):
+        v = _get(res, path)
+        return v if isinstance(v, (int, float)) else None
+
+    ntu, f30, f25 = num("ntu_parse_speedup.speedup"), num("gflops_fused_paper"), num("gflops_fused_paper_25j")
+    gpu, gpu_name = num("train_samples_per_s_gpu"), _get(res, "train_gpu.gpu") or ""
+    out = [row("fused J+C+S GFLOPs, paper preset, 30 joints", f30, f"<= {TARGET_FUSED_GFLOPS}",
+               (f30 or 1e9) <= TARGET_FUSED_GFLOPS, "flops"),
+           row("fused J+C+S GFLOPs, 25 joints (UmURL setting)", f25, "<= 2.54", (f25 or 1e9) <= 2.54 + 5e-3,
+               "flops"),
+           row("NTU reader speedup vs line-by-line", ntu, f">= {TARGET_NTU_SPEEDUP}x",
+               (ntu or 0) >= TARGET_NTU_SPEEDUP, "ntu_parse_speedup")]
+    g = row("pretraining samples/s, paper preset, H200 bf16", gpu, f">= {TARGET_GPU_SAMPLES_PER_S:.0f}",
+            (gpu or 0) >= TARGET_GPU_SAMPLES_PER_S, "train_gpu")
+    if gpu is not None and "H200" not in gpu_name:
+        g["status"] = f"n/a ({gpu_name}, not an H200)"
+    out.append(g)
+    cpu = num("train_samples_per_s_cpu")
+    reg = next((r for r in res.get("regressions", []) if r["metric"] == "train_samples_per_s_cpu"), None)
+    c = row("pretraining samples/s, small preset, CPU", cpu, "recorded; no >10% drop vs baseline", True,
+            "train_cpu")
+    if cpu is not None:
+        c["status"] = ("recorded" if reg is None or reg["regressed"] is None
+                       else "fail (regressed)" if reg["regressed"] else "pass")
+    out.append(c)
+    return out
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4g}" if abs(v) < 1e5 else f"{v:.3e}"
+    return str(v)
+
+
+def to_markdown(res: dict) -> str:
+    m = res.get("machine", {})
+    gpu = (m.get("gpu") or {}).get("name", "none")
+    lines = [f"# hetskel bench ({res.get('mode')})", "",
+             f"`{res.get('command')}`  ",
+             (f"CPU: {m.get('cpu')} ({m.get('cores')} cores, torch threads {m.get('torch_threads')}), GPU: {gpu}, "
+              f"torch {m.get('torch')}, load average at start {_fmt((m.get('loadavg_start') or [None])[0])}, "
+              f"total {res.get('elapsed_s', 0):.0f} s wall / {res.get('process_cpu_s', 0):.0f} s CPU"), "",
+             "| target | value | goal | status |", "|---|---|---|---|"]
+    lines += [f"| {t['target']} | {_fmt(t['value'])} | {t['goal']} | {t['status']} |" for t in res.get("targets", [])]
+    lines += ["", "| measurement | value |", "|---|---|"]
+    for key in ("gflops_fused_paper", "gflops_fused_paper_25j", "gflops_three_streams_paper",
+                "gflops_three_streams_paper_25j", "ntu_parse_speedup.files_per_s",
+                "ntu_parse_speedup.files_per_s_baseline", "ntu_parse_speedup.speedup",
+                "synth_samples_per_s", "train_samples_per_s_cpu", "train_cpu.step_s_median",
+                "train_cpu.data_fraction", "train_cpu.fwd_gflops_per_sample", "train_cpu.fwd_processor_fraction",
+                "train_cpu.achieved_tflops", "train_cpu.step_cpu_s_median", "train_cpu_1thread.samples_per_s",
+                "train_cpu_1thread.samples_per_cpu_s",
+                "train_samples_per_s_gpu", "train_gpu.mfu", "train_gpu.peak_memory_gb",
+                "train_gpu.step_s_median", "train_gpu.data_fraction", "train_gpu.fwd_gflops_per_sample",
+                "augment.batched_samples_per_s", "augment.loop_samples_per_s", "augment.speedup",
+                "augment_gpu.batched_samples_per_s", "augment_gpu.loop_samples_per_s"):
+        v = _get(res, key)
+        if v is not None:
+            lines.append(f"| {key} | {_fmt(v)} |")
+    lines += [f"| error in {k} | {v} |" for k, v in (res.get("errors") or {}).items()]
+    if res.get("flops_table"):
+        lines += ["", "| encoder (paper preset) | modalities | GFLOPs 30 joints | GFLOPs 25 joints | paper |",
+                  "|---|---|---|---|---|"]
+        for a, b in zip(res["flops_table"], res.get("flops_table_25j") or res["flops_table"]):
+            lines.append(f"| {a['model']} | {a['modalities']} | {a['gflops']:.3f} | {b['gflops']:.3f} | "
+                         f"{_fmt(a['paper_gflops'])} |")
+    if res.get("regressions"):
+        lines += ["", f"Baseline: `{res.get('baseline_file')}`" + (f" ({w})" if (w := res.get("baseline_warning")) else ""),
+                  "", "| rate | baseline | current | change | |", "|---|---|---|---|---|"]
+        lines += [f"| {r['metric']} | {_fmt(r['baseline'])} | {_fmt(r['current'])} | {r['change']:+.1%} | "
+                  f"{ {True: 'REGRESSION', False: 'ok', None: 'not comparable'}[r['regressed']]} |"
+                  for r in res["regressions"]]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+def measure(quick: bool, skip=(), shared_data: Path | None = None, gpu_batch: int | None = None,
+            compile: bool = False, peak_tflops: float | None = None, lifter_width: int = 1024,
+            cpu_amp: str = "auto") -> dict:
+    """Every section not in ``skip`` (flops, ntu, synth, train, gpu, augment). A section that raises
+    is recorded as ``{"error": ...}`` under its key (and in ``errors``) and the others still run."""
+    s = SETTINGS["quick" if quick else "full"]
+    res: dict = {"mode": "quick" if quick else "full", "machine": machine_info(), "section_s": {}, "errors": {}}
+    t0, c0 = time.perf_counter(), time.process_time()
+
+    def flops():
+        res.update(bench_flops())
+
+    def ntu():
+        res["ntu_parse_speedup"] = bench_ntu(s["ntu_rounds"], shared_data)
+
+    def synth():
+        res["synth"] = bench_synth(s["synth_samples"])
+        res["synth_samples_per_s"] = res["synth"]["samples_per_s"]
+
+    def train():
+        ds = synhet_dataset(max(s["cpu_data"], s["cpu_batch"]))
+        res["train_cpu"] = one = bench_train("small", "cpu", s["cpu_batch"], s["cpu_warmup"], s["cpu_steps"],
+                                             s["cpu_data"], lifter_width, amp=cpu_amp, ds=ds)
+        res["train_samples_per_s_cpu"] = res["train_cpu"]["samples_per_s"]
+        threads = torch.get_num_threads()
+        if threads > 1:
+            # the same step on one thread: on a shared machine, OpenMP threads that wait for each
+            # other at every op's barrier can cost more than the second core gives; and its
+            # samples per CPU second is the rate least disturbed by other processes
+            torch.set_num_threads(1)
+            try:
+                one = bench_train("small", "cpu", s["cpu_batch"], 1, 3, s["cpu_data"], lifter_width, amp=cpu_amp,
+                                  ds=ds, details=False)
+            finally:
+                torch.set_num_threads(threads)
+        res["train_cpu_1thread"] = {k: one[k] for k in ("samples_per_s", "samples_per_cpu_s", "step_s",
+                                                        "step_cpu_s_median")}
+
+    def gpu():
+        if not torch.cuda.is_available():
+            res["train_gpu"] = {"skipped": "no CUDA device"}
+            return
+        res["train_gpu"] = bench_train("paper", "cuda", gpu_batch or s["gpu_batch"], s["gpu_warmup"],
+                                       s["gpu_steps"], s["gpu_data"], lifter_width, compile, peak_tflops)
+        res["train_samples_per_s_gpu"] = res["train_gpu"]["samples_per_s"]
+        res["mfu_gpu"] = res["train_gpu"]["mfu"]
+        res["peak_memory_gb_gpu"] = res["train_gpu"]["peak_memory_gb"]
+
+    def augment():
+        res["augment"] = bench_augment(s["aug_batch"], s["aug_loop"])
+        if torch.cuda.is_available() and "gpu" not in skip:
+            res["augment_gpu"] = bench_augment(s["aug_batch"], s["aug_loop"], "cuda")
+
+    sections = {"flops": (flops, "flops"), "ntu": (ntu, "ntu_parse_speedup"),
+                "synth": (synth, "synth"), "train": (train, "train_cpu"), "gpu": (gpu, "train_gpu"),
+                "augment": (augment, "augment")}
+    for name, (fn, key) in sections.items():
+        if name in skip:
+            res[key] = {"skipped": f"--skip {name}"}
+            continue
+        tick = time.perf_counter()
+        try:
+            fn()
+        except Exception as e:  # noqa: BLE001 -- one broken section must not hide the others' numbers
+            res["errors"][name] = f"{type(e).__name__}: {e}"
+            res[key] = {"error": res["errors"][name]}
+            traceback.print_exc()
+        res["section_s"][name] = round(time.perf_counter() - tick, 2)
+    res["elapsed_s"] = time.perf_counter() - t0
+    # CPU seconds of this process over wall seconds: far below torch_threads means others had the cores
+    res["process_cpu_s"] = time.process_time() - c0
+    res["machine"]["loadavg_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    return res
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m hetskel.bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="CI-sized run (well under a minute on 2 cores)")
+    p.add_argument("--out", type=Path, help="write results to FILE.json and the table to FILE.md")
+    p.add_argument("--baseline", type=Path, help="earlier results JSON: flag rates more than --tolerance lower")
+    p.add_argument("--tolerance", type=float, default=REGRESSION_TOLERANCE)
+    p.add_argument("--results", type=Path, help="do not measure: load these results (re-render, compare)")
+    p.add_argument("--skip", default="", help="comma list of flops,ntu,synth,train,gpu,augment")
+    p.add_argument("--shared-data", type=Path, help="folder holding ntu_raw_sample/ (default ../shared/data)")
+    p.add_argument("--threads", type=int, help="torch.set_num_threads before measuring")
+    p.add_argument("--gpu-batch", type=int, help="batch size of the GPU pretraining run")
+    p.add_argument("--lifter-width", type=int, default=1024, help="HeteroProcessor lifter width (paper: 1024)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the Pretrainer in the GPU run")
+    p.add_argument("--cpu-amp", default="auto", choices=("auto", "bf16", "off"),
+                   help="autocast of the CPU pretraining run (bf16 exercises the GPU run's autocast path)")
+    p.add_argument("--peak-tflops", type=float, help="peak bf16 TFLOP/s for MFU (default: from the GPU name)")
+    p.add_argument("--fail-on-regression", action="store_true", help="exit 1 when a rate regressed")
+    a = p.parse_args(argv)
+    command = "python -m hetskel.bench " + " ".join(shlex.quote(x) for x in (sys.argv[1:] if argv is None else argv))
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    if a.results:
+        res = load_json(a.results)
+        res["rendered_by"] = command
+    else:
+        res = measure(a.quick, {x.strip() for x in a.skip.split(",") if x.strip()}, a.shared_data, a.gpu_batch,
+                      a.compile, a.peak_tflops, a.lifter_width, a.cpu_amp)
+        res["command"] = command
+    res.pop("regressions", None)
+    if a.baseline:
+        base = load_json(a.baseline)
+        res["baseline_file"] = str(a.baseline)
+        res["regressions"] = compare(res, base, a.tolerance)
+        if base.get("mode") != res.get("mode") or _get(base, "machine.cpu") != _get(res, "machine.cpu"):
+            res["baseline_warning"] = (f"baseline is a {base.get('mode')} run on {_get(base, 'machine.cpu')}; "
+                                       f"this is a {res.get('mode')} run on {_get(res, 'machine.cpu')}")
+    res["targets"] = evaluate_targets(res)
+    md = to_markdown(res)
+    if a.out:
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        save_json(a.out, res)
+        _write_text(a.out.with_suffix(".md"), md)
+    print(md)
+    regressed = [r["metric"] for r in res.get("regressions", []) if r["regressed"]]
+    if regressed:
+        print(f"REGRESSION (> {a.tolerance:.0%} slower than {a.baseline}): {', '.join(regressed)}", file=sys.stderr)
+    if res.get("errors"):
+        print(f"bench sections failed: {res['errors']}", file=sys.stderr)
+        return 2
+    return 1 if regressed and a.fail_on_regression else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -107,9 +107,30 @@ class Layout:
         for i, p in enumerate(self.parents):
             if p < -1 or p >= len(joints) or p == i:
                 raise LayoutError(f"layout {self.name!r}: joint {joints[i]!r} has invalid parent index {p}")
+        if not joints:
+            raise LayoutError(f"layout {self.name!r} has no joints")
+        self._check_tree()
         if self.dims not in (2, 3):
             raise LayoutError(f"layout {self.name!r}: dims must be 2 or 3, got {self.dims!r}")
         object.__setattr__(self, "_index", {j: i for i, j in enumerate(joints)})
+
+    def _check_tree(self) -> None:
+        """Every joint must reach a root (parent -1) by following parents: bones form a forest.
+
+        Walks each joint towards its root, remembering the joints already known to reach one, so the
+        whole check is O(V); a joint met twice on the same walk closes a cycle."""
+        reaches_root: set[int] = set()
+        for start in range(len(self.parents)):
+            path, seen, j = [], set(), start
+            while j != -1 and j not in reaches_root:
+                if j in seen:
+                    cycle = [self.joints[k] for k in path[path.index(j):]] + [self.joints[j]]
+                    raise LayoutError(f"layout {self.name!r}: parent cycle {' -> '.join(cycle)} "
+                                      f"(bones must form a tree)")
+                seen.add(j)
+                path.append(j)
+                j = self.parents[j]
+            reaches_root.update(path)
 
     @classmethod
     def from_bones(cls, name: str, joints: Sequence[str], bones: Mapping[str, str], dims: int = 3,

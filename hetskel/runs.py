@@ -285,6 +285,38 @@ def prepare_smoke(src: "str | Path" = "notebooks", out: "str | Path" = "runs/ci/
     return written
 
 
+def read_grid(path) -> dict:
+    """A grid file: YAML ``{parameters: {name: value or list}, seeds: [..], fixed: {name: value}}``
+    (all optional) -> that dict with the three keys filled in. Read with ``yaml.safe_load``, which
+    builds plain data only (a ``!!python/...`` tag is refused, never run). Anything else is a
+    ``ValueError`` naming the file."""
+    import yaml
+
+    try:
+        spec = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as e:  # syntax errors, and the python tags safe_load refuses
+        where = getattr(e, "problem_mark", None)
+        line = f" (line {where.line + 1})" if where is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ValueError(f"{path}: not a valid grid YAML file{line}: {problem}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a text (YAML) file") from None
+    spec = {} if spec is None else spec
+    if not isinstance(spec, dict):
+        raise ValueError(f"{path}: a grid file must be a mapping with keys parameters, seeds, fixed; "
+                         f"got a {type(spec).__name__}")
+    bad = set(spec) - {"parameters", "seeds", "fixed"}
+    if bad:
+        raise ValueError(f"{path}: unknown key(s) {sorted(bad, key=str)}; valid: parameters, seeds, fixed")
+    out = {"parameters": spec.get("parameters") or {}, "seeds": spec.get("seeds"), "fixed": spec.get("fixed") or {}}
+    for key in ("parameters", "fixed"):
+        if not isinstance(out[key], dict):
+            raise ValueError(f"{path}: {key!r} must be a mapping name -> value(s), got {type(out[key]).__name__}")
+    if out["seeds"] is not None and not isinstance(out["seeds"], list):
+        out["seeds"] = [out["seeds"]]
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m hetskel.runs", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -304,15 +336,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     seeds, fixed = args.seeds, {}
     try:
         if args.grid:
-            import yaml
-
-            spec = yaml.safe_load(Path(args.grid).read_text()) or {}
-            bad = set(spec) - {"parameters", "seeds", "fixed"}
-            if bad:
-                raise ValueError(f"{args.grid}: unknown key(s) {sorted(bad)}; valid: parameters, seeds, fixed")
-            parameters.update({k: (v if isinstance(v, list) else [v]) for k, v in (spec.get("parameters") or {}).items()})
-            seeds = seeds or spec.get("seeds")
-            fixed = spec.get("fixed") or {}
+            spec = read_grid(args.grid)
+            parameters.update({k: (v if isinstance(v, list) else [v]) for k, v in spec["parameters"].items()})
+            seeds = seeds or spec["seeds"]
+            fixed = spec["fixed"]
         for name, value in args.parameter:
             parameters.setdefault(name, []).append(parse_value(value))
         result = run_grid(args.notebook, expand_grid(parameters, seeds, fixed), out=args.out, batch=args.batch,

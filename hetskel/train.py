@@ -351,6 +351,19 @@ def train(objective: nn.Module, dataset, config: TrainConfig | Mapping, run_dir=
                        samples_per_s=sps, checkpoint=path / "latest.pt")
 
 
+def _build(spec: dict) -> tuple[nn.Module, object]:
+    """Call the run description's builder; anything but an ``(objective, dataset)`` pair is an error
+    naming the builder (not ``not enough values to unpack``)."""
+    name, args = spec["builder"], spec.get("builder_args", {})
+    if not isinstance(args, dict):
+        raise TypeError(f"builder_args must be an object of keyword arguments, got {type(args).__name__}")
+    built = resolve_builder(name)(**args)
+    if not isinstance(built, (tuple, list)) or len(built) != 2:
+        got = f"a {len(built)}-tuple" if isinstance(built, (tuple, list)) else f"a {type(built).__name__}"
+        raise ValueError(f"builder {name!r} must return (objective, dataset), got {got}")
+    return tuple(built)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m hetskel.train",
@@ -370,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = TrainConfig.from_dict(spec.get("train", {}))
         dist.setup_distributed(device=cfg.device)
         seed_everything(cfg.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
-        objective, dataset = resolve_builder(spec["builder"])(**spec.get("builder_args", {}))
+        objective, dataset = _build(spec)
         extra = {"builder": spec["builder"], "builder_args": spec.get("builder_args", {}), **spec.get("extra", {})}
         result = train(objective, dataset, cfg, run_dir=args.run_dir or spec.get("run_dir"),
                        resume=not args.no_resume, overwrite=args.overwrite, extra_config=extra,

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import importlib
 import json
-import types
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Union, get_args, get_origin, get_type_hints
+from pathlib import Path
 
 import torch
 
-from hetskel.io import load_json
+from hetskel import config as _config
 
 __all__ = ["TrainConfig", "load_run_spec", "make_optimizer", "make_scheduler", "register_builder",
            "resolve_builder"]
@@ -63,15 +63,21 @@ class TrainConfig:
     find_unused_parameters: bool = False
 
     def __post_init__(self) -> None:
-        self.lr_milestones = tuple(self.lr_milestones)
+        # types first (TypeError naming the field; lists -> tuples, ints -> floats), then ranges
+        _config.check_fields(self)
+        finite = {k: math.isfinite(getattr(self, k)) for k in ("lr", "weight_decay", "momentum", "lr_gamma",
+                                                                 "warmup_epochs")}
         checks = [
             (self.epochs >= 1, "epochs must be >= 1"), (self.batch_size >= 1, "batch_size must be >= 1"),
-            (self.lr > 0, "lr must be > 0"), (self.weight_decay >= 0, "weight_decay must be >= 0"),
+            (self.lr > 0 and finite["lr"], "lr must be > 0 and finite"),
+            (self.weight_decay >= 0 and finite["weight_decay"], "weight_decay must be >= 0 and finite"),
+            (self.momentum >= 0 and finite["momentum"], "momentum must be >= 0 and finite"),
             (self.optimizer in ("adam", "adamw", "sgd"), "optimizer must be 'adam', 'adamw' or 'sgd'"),
             (all(m >= 0 for m in self.lr_milestones), "lr_milestones must be >= 0"),
-            (self.lr_gamma > 0, "lr_gamma must be > 0"),
+            (self.lr_gamma > 0 and finite["lr_gamma"], "lr_gamma must be > 0 and finite"),
             (self.milestones_for_epochs is None or self.milestones_for_epochs >= 1, "milestones_for_epochs must be >= 1"),
-            (self.warmup_epochs >= 0, "warmup_epochs must be >= 0"),
+            (self.warmup_epochs >= 0 and finite["warmup_epochs"], "warmup_epochs must be >= 0 and finite"),
+            (self.grad_clip is None or self.grad_clip >= 0, "grad_clip must be >= 0 (0: off) or None"),
             (self.amp in ("auto", "bf16", "fp16", "off"), "amp must be 'auto', 'bf16', 'fp16' or 'off'"),
             (self.save_every >= 0, "save_every must be >= 0"),
             (self.checkpoint_every_steps >= 0, "checkpoint_every_steps must be >= 0"),
@@ -94,13 +100,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: Mapping) -> TrainConfig:
         """Build from a JSON-like dict; unknown keys and wrong types are errors naming the field."""
-        if not isinstance(d, Mapping):
-            raise TypeError(f"TrainConfig.from_dict expects a dict, got {type(d).__name__}")
-        unknown = sorted(set(d) - set(cls.field_names()))
-        if unknown:
-            raise ValueError(f"unknown TrainConfig key(s) {unknown}; valid keys: {', '.join(cls.field_names())}")
-        hints = get_type_hints(cls)
-        return cls(**{k: _check_type(k, v, hints[k]) for k, v in d.items()})
+        return _config.from_dict(cls, d)
 
     def to_dict(self) -> dict:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
@@ -116,30 +116,6 @@ class TrainConfig:
         if self.amp == "auto":
             return torch.bfloat16 if device.type == "cuda" else None
         return {"bf16": torch.bfloat16, "fp16": torch.float16, "off": None}[self.amp]
-
-
-def _check_type(name: str, value: Any, hint: Any) -> Any:
-    """``value`` if it fits the type hint (ints widen to float, lists become tuples), else a
-    ``TypeError`` naming the field; bools are never taken for numbers."""
-    origin, args = get_origin(hint), get_args(hint)
-    if origin in (Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        for a in (a for a in args if a is not type(None)):
-            try:
-                return _check_type(name, value, a)
-            except TypeError:
-                pass
-    elif origin is tuple and isinstance(value, (list, tuple)):
-        return tuple(_check_type(f"{name}[{i}]", v, args[0]) for i, v in enumerate(value))
-    elif hint is bool and isinstance(value, bool) or hint is int and isinstance(value, int) and not isinstance(value, bool):
-        return value
-    elif hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    elif hint is str and isinstance(value, str):
-        return value
-    want = getattr(hint, "__name__", None) or str(hint)
-    raise TypeError(f"TrainConfig field {name!r} expects {want}, got {type(value).__name__} {value!r}")
 
 
 # --------------------------------------------------------------------------- optimizer and lr schedule
@@ -196,7 +172,19 @@ def resolve_builder(name: str) -> Callable:
 def load_run_spec(path, overrides: list[str] = ()) -> dict:
     """Read a run description and apply ``KEY=VALUE`` overrides (dotted keys, JSON values, a value
     that is not JSON is a bare string: ``train.epochs=3``, ``name=probe``)."""
-    spec = load_json(path)
+    try:
+        spec = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such run description file") from None
+    except OSError as e:  # a folder, no permission, ...
+        raise ValueError(f"{path}: cannot read the run description: {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a text file (a run description is JSON)") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+    if not isinstance(spec, dict):
+        raise TypeError(f"{path}: a run description must be a JSON object with the keys {sorted(_SPEC_KEYS)}, "
+                         f"got a JSON {type(spec).__name__}")
     unknown = set(spec) - _SPEC_KEYS
     if unknown or "builder" not in spec:
         raise ValueError(f"{path}: unknown keys {sorted(unknown)} or missing 'builder'; "
@@ -211,7 +199,10 @@ def load_run_spec(path, overrides: list[str] = ()) -> dict:
             value = raw
         *parents, last = key.split(".")
         d = spec
-        for k in parents:
+        for i, k in enumerate(parents):
             d = d.setdefault(k, {})
+            if not isinstance(d, dict):
+                raise TypeError(f"--set {item!r}: {'.'.join(parents[:i + 1])!r} is a {type(d).__name__}, "
+                                 f"not an object with keys")
         d[last] = value
     return spec

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -36,12 +37,15 @@ from hetskel.io import (
 )
 
 __all__ = ["RunInfo", "capture_rng", "find_generators", "load_weights", "open_run", "read_checkpoint",
-           "read_run", "restore_rng", "run_identity", "seed_everything", "seed_generators",
-           "truncate_metrics", "write_checkpoint"]
+           "read_run", "remove_torn_temporaries", "restore_rng", "run_identity", "seed_everything",
+           "seed_generators", "truncate_metrics", "write_checkpoint"]
 
 # config.json fields that do not change what a run computes: a resumed run may change them
 _COSMETIC = {"progress", "log_every"}
 _OWN_FILES = ("config.json", "metrics.jsonl", "latest.pt")
+# the temporary file hetskel.io (and truncate_metrics) writes before os.replace-ing one of the run's
+# own files: "<name>.tmp<pid>". Nothing else in a run folder is ever matched (a user's "notes.tmp1" stays).
+_TORN = re.compile(r"(?:config\.json|metrics\.jsonl|latest\.pt|epoch_\d+\.pt)\.tmp\d+")
 
 
 # --------------------------------------------------------------------------- RNG state
@@ -186,11 +190,23 @@ def _config_diff(old: Mapping, new: Mapping) -> list[str]:
     return diff
 
 
+def remove_torn_temporaries(folder: Path) -> list[Path]:
+    """Delete the ``<own file>.tmp<pid>`` files a process killed in the middle of a write left in the
+    run folder ``folder``; returns them. Such a file is never whole and never read: the write it
+    belonged to had not reached its ``os.replace``, so the target still holds the previous version.
+    Rank 0 only, before training starts (no write of this run can be in flight)."""
+    torn = sorted(f for f in Path(folder).iterdir() if _TORN.fullmatch(f.name) and f.is_file())
+    for f in torn:
+        f.unlink(missing_ok=True)
+    return torn
+
+
 def _prepare_run_dir(run_dir, run_config: dict, resume: bool, overwrite: bool, name: str):
     """Rank 0 only. Returns (folder, checkpoint to resume from or None)."""
     if run_dir:
         p = _resolve(run_dir)
         if overwrite and p.exists():
+            remove_torn_temporaries(p)
             for f in list(p.glob("epoch_*.pt")) + [p / n for n in _OWN_FILES]:
                 f.unlink(missing_ok=True)
         elif (p / "config.json").is_file():
@@ -201,6 +217,7 @@ def _prepare_run_dir(run_dir, run_config: dict, resume: bool, overwrite: bool, n
             if not resume:
                 raise RunDirExists(f"run folder {p} already holds this run; pass resume=True to continue it "
                                    f"or overwrite=True to start it again")
+            remove_torn_temporaries(p)  # left by a kill during a checkpoint/metrics write
             latest = p / "latest.pt"
             if latest.is_file():
                 return p, latest

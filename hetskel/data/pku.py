@@ -94,6 +94,9 @@ def read_pku_labels(path: "str | Path", num_frames: int | None = None,
             raise DataError(f"non-numeric field in {line.strip()!r}", file=path, line=n) from None
         if not all(np.isfinite(v) and v == int(v) for v in (label, start, end)):
             raise DataError(f"label/start/end must be integers in {line.strip()!r}", file=path, line=n)
+        if not np.isfinite(conf):  # float() reads "nan"/"inf" happily; a NaN weight would poison losses
+            raise DataError(f"confidence must be a finite number, got {parts[3]!r}", file=path, line=n,
+                            field="confidence")
         label, start, end = int(label), int(start), int(end)
         if not 1 <= label <= num_classes:
             raise DataError(f"label {label} outside 1..{num_classes}", file=path, line=n)

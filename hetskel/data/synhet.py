@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hetskel import config as _config
 from hetskel.data.errors import DataError
 from hetskel.data.synhet_motions import (CHANNELS, CLASS_GROUPS, MOTIONS, U30, forward_kinematics, idle,
                                          sample_bodies)
@@ -65,30 +66,39 @@ class SynHetConfig:
     num_subjects: int = 40
     num_setups: int = 17
     two_person_fraction: float | None = None  # share of two-person samples; None = classes uniform
-    classes: tuple | None = None  # draw only these class names (labels still index class_names())
-    camera_yaws_deg: tuple = (-45.0, 0.0, 45.0)  # camera id 1, 2, 3 sees the scene turned by this about Y
+    classes: tuple[str, ...] | None = None  # draw only these class names (labels still index class_names())
+    camera_yaws_deg: tuple[float, ...] = (-45.0, 0.0, 45.0)  # camera id 1, 2, 3 sees the scene turned by this about Y
     replication_yaw_deg: float = 0.0  # R001 faces +this, R002 -this (NTU: towards left/right camera)
     body_yaw_jitter_deg: float = 8.0
-    speed_range: tuple = (0.75, 1.33)  # time-warp factor, log-uniform
-    distance_range: tuple = (3.0, 3.8)  # per setup, camera to scene centre
-    camera_height_range: tuple = (0.9, 1.3)
-    camera_tilt_deg_range: tuple = (-2.0, 6.0)  # positive = looking down
+    speed_range: tuple[float, float] = (0.75, 1.33)  # time-warp factor, log-uniform
+    distance_range: tuple[float, float] = (3.0, 3.8)  # per setup, camera to scene centre
+    camera_height_range: tuple[float, float] = (0.9, 1.3)
+    camera_tilt_deg_range: tuple[float, float] = (-2.0, 6.0)  # positive = looking down
     noise_3d: float = 0.008
     hand_jitter_prob: float = 0.04  # per frame and hand: Kinect's hand joints jump
     hand_jitter_3d: float = 0.04
     jitter_2d: float = 0.006
     outlier_prob_2d: float = 0.01
     focal: float = 1050.0
-    image_size: tuple = (1080, 1920)  # (height, width)
+    image_size: tuple[int, int] = (1080, 1920)  # (height, width)
     chunk_size: int = 512  # samples rendered at once (memory), part of the definition of a draw
 
     def validate(self) -> SynHetConfig:
+        """Check types (``hetskel.config``: numpy scalars -> Python, lists -> tuples, in place) and
+        ranges; a bad field is a ``DataError`` with ``file="SynHetConfig"`` and that ``field``."""
         def bad(field, why):
             return DataError(f"{why}, got {getattr(self, field)!r}", file="SynHetConfig", field=field)
+        try:
+            _config.check_fields(self)
+        except (_config.ConfigTypeError, _config.ConfigValueError) as e:
+            why = e.reason if e.where == e.field else f"{e.where!r} {e.reason}"
+            raise DataError(why, file="SynHetConfig", field=e.field) from None
         for f, least in (("num_samples", 1), ("num_frames", 2), ("num_setups", 1), ("chunk_size", 1)):
-            if not isinstance(getattr(self, f), (int, np.integer)) or getattr(self, f) < least:
+            if getattr(self, f) < least:
                 raise bad(f, f"must be an integer >= {least}")
-        if not isinstance(self.num_subjects, (int, np.integer)) or self.num_subjects < 3:
+        if self.seed < 0:
+            raise bad("seed", "must be an integer >= 0 (numpy seeds are non-negative)")
+        if self.num_subjects < 3:
             raise bad("num_subjects", "needs at least 3 subjects so both x-sub splits are non-empty")
         if self.two_person_fraction is not None and not 0.0 <= self.two_person_fraction <= 1.0:
             raise bad("two_person_fraction", "must be in [0, 1] or None")
@@ -100,15 +110,23 @@ class SynHetConfig:
             raise bad("camera_yaws_deg", "needs at least 2 cameras for an x-view split")
         for f in ("speed_range", "distance_range", "camera_height_range", "camera_tilt_deg_range"):
             lo, hi = getattr(self, f)
-            if not lo <= hi:
-                raise bad(f, "must be (low, high) with low <= high")
+            if not (lo <= hi and np.isfinite([lo, hi]).all()):
+                raise bad(f, "must be (low, high) with finite low <= high")
         if self.speed_range[0] <= 0 or self.distance_range[0] < 1.0:
             raise bad("speed_range" if self.speed_range[0] <= 0 else "distance_range", "out of range")
+        for f in ("replication_yaw_deg", "body_yaw_jitter_deg", "camera_yaws_deg"):
+            if not np.isfinite(getattr(self, f)).all():
+                raise bad(f, "must be finite")
         for f in ("noise_3d", "hand_jitter_3d", "jitter_2d", "hand_jitter_prob", "outlier_prob_2d"):
-            if not getattr(self, f) >= 0:
-                raise bad(f, "must be >= 0")
-        if not self.focal > 0 or len(self.image_size) != 2 or min(self.image_size) < 1:
-            raise bad("focal" if not self.focal > 0 else "image_size", "must be a positive focal length / (h, w)")
+            if not (getattr(self, f) >= 0 and np.isfinite(getattr(self, f))):
+                raise bad(f, "must be a finite number >= 0")
+        for f in ("hand_jitter_prob", "outlier_prob_2d"):
+            if getattr(self, f) > 1:
+                raise bad(f, "is a probability, must be <= 1")
+        if not (self.focal > 0 and np.isfinite(self.focal)):
+            raise bad("focal", "must be a finite positive focal length in pixels")
+        if min(self.image_size) < 1:
+            raise bad("image_size", "must be a positive (height, width)")
         return self
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import socket
 import warnings
@@ -42,6 +43,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from hetskel import config as _config
 from hetskel.data.errors import DataError
 
 Tensor = torch.Tensor
@@ -61,20 +63,20 @@ class SemanticConfig:
     joint ``"unmove"``s, in the skeleton's unit (torso lengths per frame in ``HeteroProcessor``)."""
 
     threshold: float = 0.01
-    axis_words: tuple = _FRAMES["camera"]
+    axis_words: tuple[tuple[str, ...], ...] = _FRAMES["camera"]  # one (positive, negative) pair per axis
     graded: bool = False
-    speed_edges: tuple = (0.03, 0.1)
-    grades: tuple = ("slightly", "", "quickly")
+    speed_edges: tuple[float, ...] = (0.03, 0.1)
+    grades: tuple[str, ...] = ("slightly", "", "quickly")
     template: str = "{word}"
 
     def __post_init__(self):
-        object.__setattr__(self, "axis_words", tuple(tuple(p) for p in self.axis_words))
-        if not self.threshold >= 0:
-            raise ValueError(f"SemanticConfig.threshold must be >= 0, got {self.threshold}")
+        _config.check_fields(self)  # types first (lists become tuples), then the values
+        if not (self.threshold >= 0 and math.isfinite(self.threshold)):
+            raise ValueError(f"SemanticConfig.threshold must be a finite number >= 0, got {self.threshold}")
         if any(len(p) != 2 for p in self.axis_words):
             raise ValueError(f"SemanticConfig.axis_words must be (positive, negative) pairs, got {self.axis_words}")
         if self.graded:
-            e = [float(v) for v in self.speed_edges]
+            e = list(self.speed_edges)
             if len(self.grades) != len(e) + 1 or any(b <= a for a, b in zip([self.threshold, *e], e)):
                 raise ValueError("SemanticConfig: speed_edges must increase above threshold and grades must have "
                                  f"len(speed_edges)+1 entries, got {self.speed_edges}, {self.grades}")

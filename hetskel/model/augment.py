@@ -28,11 +28,13 @@ of a view (C < 3 uses the top-left ``C x C`` block).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Mapping
 
 import torch
 
+from hetskel import config as _config
 from hetskel.layouts import Layout, get_layout
 
 Tensor = torch.Tensor
@@ -54,12 +56,16 @@ class AugmentConfig:
     length_key: str = "length"                      # batch entry: original frame counts (N,), if any
 
     def __post_init__(self):
+        _config.check_fields(self)  # types first (JSON lists become tuples), then the ranges below
         lo, hi = self.crop_ratio
         if not 0 < lo <= hi <= 1:
             raise ValueError(f"AugmentConfig.crop_ratio must satisfy 0 < lo <= hi <= 1, got {self.crop_ratio}")
         for name in ("p_corrupt", "corrupt_fraction", "p_zero"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"AugmentConfig.{name} must be in [0, 1], got {getattr(self, name)!r}")
+        for name in ("mix_range", "shear_range"):  # U(-r, r) entries: r < 0 only flips signs, inf/NaN poison
+            if not (getattr(self, name) >= 0 and math.isfinite(getattr(self, name))):
+                raise ValueError(f"AugmentConfig.{name} must be a finite number >= 0, got {getattr(self, name)!r}")
         if self.min_crop_frames is not None and self.min_crop_frames < 1:
             raise ValueError(f"AugmentConfig.min_crop_frames must be >= 1 or None, got {self.min_crop_frames}")
 

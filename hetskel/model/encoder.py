@@ -35,6 +35,8 @@ from typing import Mapping
 import torch
 import torch.nn as nn
 
+from hetskel import config as _config
+
 
 @dataclass(frozen=True)
 class EncoderConfig:
@@ -51,10 +53,10 @@ class EncoderConfig:
     norm_first: bool = False  # UmURL: PyTorch default post-norm layer
 
     def __post_init__(self):
-        object.__setattr__(self, "proj_dims", tuple(int(p) for p in self.proj_dims))
+        _config.check_fields(self)  # types: a bool, a string or 64.7 is never a width
         for name in ("d_model", "num_frames", "max_persons", "num_layers", "num_heads", "ff_dim"):
             v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            if v < 1:
                 raise ValueError(f"EncoderConfig.{name} must be a positive int, got {v!r}")
         if self.d_model % self.num_heads:
             raise ValueError(f"EncoderConfig: d_model={self.d_model} is not divisible by num_heads={self.num_heads}")

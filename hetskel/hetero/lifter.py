@@ -26,24 +26,19 @@ a padded frame, an all-zero person a padded person.
 The lifter (``Lifter``) regresses the pose frame of the 3D skeleton from the pose frame of the 2D
 skeleton, frame by frame: the paper's 4-layer MLP with BatchNorm, applied to the COCO-20 joints
 (COCO-17 + the interpolated spine, ``add_spine``). The same module is trained jointly inside
-pretraining (``hetskel.hetero.pipeline``) and standalone, for inspection, by ``train_lifter``, which
-also reports the two baselines a lifter must beat: the training-set mean pose and "2D with zero
-depth".
+pretraining (``hetskel.hetero.pipeline``) and standalone, for inspection, by ``train_lifter``
+(``hetskel.hetero.lifter_train``, re-exported here), which also reports the two baselines a lifter
+must beat: the training-set mean pose and "2D with zero depth".
 """
 from __future__ import annotations
 
 import contextlib
 import itertools
-import math
-from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Mapping, NamedTuple
+from typing import NamedTuple
 
-import numpy as np
 import torch
 import torch.nn as nn
 
-from hetskel.data.errors import DataError
 from hetskel.layouts import DERIVED, Layout, LayoutError, convert, get_layout
 
 Tensor = torch.Tensor
@@ -348,197 +343,19 @@ def pa_mpjpe(pred: Tensor, target: Tensor, valid: Tensor | None = None, per_fram
 
 
 # ---------------------------------------------------------------------------------------------
-# standalone training
-@dataclass
-class LifterConfig:
-    """Standalone lifter training. ``noise_2d``: std of Gaussian noise added to the pose-frame 2D
-    inputs while training (torso units; detector-jitter robustness). ``frame_stride``: keep every
-    k-th frame (neighbouring frames are near duplicates). Epochs use a cosine learning-rate decay."""
-
-    layout_2d: str = "coco17"
-    layout_3d: str = "ntu25"
-    width: int = 1024
-    num_layers: int = 4
-    dropout: float = 0.25
-    epochs: int = 40
-    batch_size: int = 1024
-    lr: float = 1e-3
-    weight_decay: float = 1e-5
-    noise_2d: float = 0.0
-    frame_stride: int = 1
-    seed: int = 0
-    device: str = "cpu"
+# standalone training lives in hetskel.hetero.lifter_train; its names stay importable from here.
+# A lazy module __getattr__ (PEP 562), not an import at the bottom: lifter_train imports this module,
+# so an eager re-export would be circular whenever lifter_train is imported first.
+_TRAIN_NAMES = frozenset({"LifterConfig", "LifterResult", "train_lifter", "evaluate_lifter", "save_lifter",
+                          "load_lifter", "baselines", "_frames", "_pair_tensors", "_errors", "_predict"})
 
 
-@dataclass
-class LifterResult:
-    """``model`` (trained, eval mode), ``history`` (one dict per epoch), ``metrics``
-    (``{"lifter" | "mean_pose" | "zero_depth": {"mpjpe", "pa_mpjpe", "mpjpe_mm", "pa_mpjpe_mm"}}`` on the
-    held-out pairs; pose-frame errors in torso units, ``*_mm`` assuming the 3D input is in metres),
-    ``config``, ``run_dir`` (None when nothing was written)."""
-
-    model: Lifter
-    history: list[dict]
-    metrics: dict[str, dict[str, float]]
-    config: LifterConfig
-    run_dir: Path | None = None
+def __getattr__(name: str):
+    if name in _TRAIN_NAMES:
+        from hetskel.hetero import lifter_train
+        return getattr(lifter_train, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _pair_tensors(pairs, cfg: LifterConfig, what: str) -> tuple[Tensor, Tensor]:
-    """Accept ``(x2d, x3d)``, ``{layout_2d: x2d, layout_3d: x3d}`` (a ``get_batch`` dict), ``{"x2d", "x3d"}``,
-    or an object with such an ``.x`` dict (``ArrayDataset``)."""
-    if isinstance(getattr(pairs, "x", None), Mapping):
-        pairs = pairs.x
-    if isinstance(pairs, Mapping):
-        keys = [(cfg.layout_2d, cfg.layout_3d), ("x2d", "x3d")]
-        k = next((k for k in keys if k[0] in pairs and k[1] in pairs), None)
-        if k is None:
-            raise DataError(f"needs keys {keys[0]} or {keys[1]}, got {list(pairs)}", field=what)
-        pairs = (pairs[k[0]], pairs[k[1]])
-    if not isinstance(pairs, (tuple, list)) or len(pairs) != 2:
-        raise DataError(f"expected a (x2d, x3d) pair, got {type(pairs).__name__}", field=what)
-    l2, l3 = get_layout(cfg.layout_2d), get_layout(cfg.layout_3d)
-    out = []
-    for x, lay, C, name in ((pairs[0], l2, 2, "x2d"), (pairs[1], l3, 3, "x3d")):
-        try:
-            x = torch.as_tensor(np.asarray(x) if not isinstance(x, Tensor) else x, dtype=torch.float32)
-        except (TypeError, ValueError) as e:
-            raise DataError(f"is not a numeric array ({e})", field=f"{what}.{name}") from None
-        if x.dim() < 3 or tuple(x.shape[-2:]) != (lay.num_joints, C):
-            raise DataError(f"has shape {tuple(x.shape)}, expected (..., T, {lay.num_joints}, {C}) for layout "
-                            f"{lay.name!r}", field=f"{what}.{name}")
-        if not bool(torch.isfinite(x).all()):
-            raise DataError("holds NaN or infinite values", field=f"{what}.{name}")
-        out.append(x)
-    if out[0].shape[:-2] != out[1].shape[:-2]:
-        raise DataError(f"2D {tuple(out[0].shape)} and 3D {tuple(out[1].shape)} are not paired frame by frame "
-                        f"(same leading (N, M, T); resample both to one length first)", field=what)
-    return out[0], out[1]
-
-
-def _frames(pairs, cfg: LifterConfig, what: str) -> dict[str, Tensor]:
-    """Pose-frame frames present in both sources: x ``(F, V_lift, 2)``, y ``(F, V_3d, 3)``, scale ``(F,)``."""
-    x2, x3 = _pair_tensors(pairs, cfg, what)
-    x2, lift_layout = add_spine(x2, cfg.layout_2d)
-    p2 = pose_frame(x2, lift_layout).pose
-    p3, _, s3 = pose_frame(x3, cfg.layout_3d)
-    sl = slice(None, None, max(1, int(cfg.frame_stride)))
-    p2, p3 = p2[..., sl, :, :], p3[..., sl, :, :]
-    keep = frame_valid(p2) & frame_valid(p3)
-    s3 = s3[..., None].expand(keep.shape)
-    if not bool(keep.any()):
-        raise DataError("has no frame where both the 2D and the 3D skeleton are present", field=what)
-    return {"x": p2[keep], "y": p3[keep], "scale": s3[keep]}
-
-
-def _errors(pred: Tensor, target: Tensor, scale: Tensor) -> dict[str, float]:
-    e, pa = mpjpe(pred, target, per_frame=True), pa_mpjpe(pred, target, per_frame=True)
-    return {"mpjpe": float(e.mean()), "pa_mpjpe": float(pa.mean()),
-            "mpjpe_mm": float((e * scale).mean() * 1000), "pa_mpjpe_mm": float((pa * scale).mean() * 1000)}
-
-
-@torch.no_grad()
-def _predict(model: Lifter, x: Tensor, batch: int = 8192) -> Tensor:
-    model.eval()
-    return torch.cat([model(x[i:i + batch]) for i in range(0, x.shape[0], batch)])
-
-
-def baselines(train: dict[str, Tensor], lift_layout, layout_3d) -> dict[str, "callable"]:
-    """The two predictors a lifter must beat, fitted on training frames (``_frames`` dicts).
-
-    ``mean_pose``: the training-set mean 3D pose (pose frame). ``zero_depth``: the 2D pose with
-    depth 0, each image axis times a least-squares factor fitted on the training set (absorbs the
-    image's downward y axis and the aspect ratio of the [-1, 1] normalisation). Both return
-    predictions on the shared joints.
-    """
-    ia, ib, _ = shared_joints(lift_layout, layout_3d)
-    y = train["y"][:, ib]
-    mean = y.mean(0)
-    x = train["x"][:, ia]
-    gain = (x * y[..., :2]).sum((0, 1)) / (x ** 2).sum((0, 1)).clamp_min(1e-12)      # (2,)
-    return {"mean_pose": lambda f: mean.expand(f["x"].shape[0], *mean.shape),
-            "zero_depth": lambda f: torch.cat([f["x"][:, ia] * gain, f["x"].new_zeros(f["x"].shape[0], len(ia), 1)], -1)}
-
-
-def train_lifter(train_pairs, val_pairs, config: LifterConfig | None = None, progress: bool = False,
-                 run_dir=None, overwrite: bool = False) -> LifterResult:
-    """Train a ``Lifter`` on paired 2D/3D skeletons and score it on held-out pairs against the baselines.
-
-    A pair set is ``(x2d (N, M, T, V2, 2), x3d (N, M, T, V3, 3))`` (2D normalised by image size, 3D in
-    metres; persons listed in the same order in both) or a dict / ``ArrayDataset`` holding them
-    under the layout names. Every frame present in both sources is one training example.
-    ``run_dir``: None writes nothing; else a run folder (``hetskel.io.make_run_dir``) receives
-    ``config.json``, ``metrics.jsonl`` (per epoch), ``lifter.pt`` and ``results.json``.
-    """
-    from tqdm import tqdm
-
-    from hetskel import io
-    cfg = config or LifterConfig()
-    device = torch.device(cfg.device)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
-    tr = {k: v.to(device) for k, v in _frames(train_pairs, cfg, "train_pairs").items()}
-    va = {k: v.to(device) for k, v in _frames(val_pairs, cfg, "val_pairs").items()}
-    model, lift_layout = lifter_for(cfg.layout_2d, width=cfg.width, num_layers=cfg.num_layers, dropout=cfg.dropout)
-    model = model.to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    F = tr["x"].shape[0]
-    steps = max(1, cfg.epochs * math.ceil(F / cfg.batch_size))
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    out_dir = None if run_dir is None else io.make_run_dir(run_dir, name="lifter", overwrite=overwrite)
-    if out_dir is not None:
-        io.save_json(out_dir / "config.json", {"lifter": asdict(cfg), "train_frames": F, "val_frames": va["x"].shape[0]})
-    ia, ib, _ = shared_joints(lift_layout, cfg.layout_3d)
-    history = []
-    for epoch in tqdm(range(cfg.epochs), desc="lifter", disable=not progress):
-        model.train()
-        total, seen = 0.0, 0
-        for idx in torch.randperm(F, generator=gen).to(device).split(cfg.batch_size):
-            if idx.numel() < 2:  # BatchNorm needs two rows
-                continue
-            x = tr["x"][idx]
-            if cfg.noise_2d > 0:
-                x = (x + cfg.noise_2d * torch.randn_like(x)) * joint_present(x)[..., None]
-            loss = reconstruction_loss(model(x), lift_layout, tr["y"][idx], cfg.layout_3d)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total, seen = total + float(loss.detach()) * idx.numel(), seen + idx.numel()
-        pred = _predict(model, va["x"])
-        rec = {"epoch": epoch + 1, "train_loss": total / max(seen, 1),
-               "val_loss": float(reconstruction_loss(pred, lift_layout, va["y"], cfg.layout_3d)),
-               "val_mpjpe": float(mpjpe(pred[:, ia], va["y"][:, ib]))}
-        history.append(rec)
-        if out_dir is not None:
-            io.append_jsonl(out_dir / "metrics.jsonl", rec)
-    pred = _predict(model, va["x"])
-    target = va["y"][:, ib]
-    metrics = {"lifter": _errors(pred[:, ia], target, va["scale"])}
-    for name, fn in baselines(tr, lift_layout, cfg.layout_3d).items():
-        metrics[name] = _errors(fn(va), target, va["scale"])
-    model.cpu()
-    if out_dir is not None:
-        save_lifter(out_dir / "lifter.pt", model, cfg, metrics)
-        io.save_json(out_dir / "results.json", {"metrics": metrics, "history": history})
-    return LifterResult(model, history, metrics, cfg, out_dir)
-
-
-def save_lifter(path, model: Lifter, config: LifterConfig | None = None, metrics: dict | None = None) -> Path:
-    """Write a weights-only checkpoint (``hetskel.io.save_checkpoint``) that ``load_lifter`` rebuilds."""
-    from hetskel import io
-    state = {"kind": "hetskel.lifter", "init": dict(model.init_args),
-             "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-             "config": asdict(config) if config is not None else {}, "metrics": metrics or {}}
-    return io.save_checkpoint(path, state)
-
-
-def load_lifter(path) -> tuple[Lifter, dict]:
-    """``(Lifter in eval mode, checkpoint dict)`` from ``save_lifter``'s file (loaded weights-only)."""
-    from hetskel import io
-    ck = io.load_checkpoint(path)
-    if not isinstance(ck, dict) or ck.get("kind") != "hetskel.lifter":
-        raise DataError("is not a hetskel lifter checkpoint (no kind='hetskel.lifter')", file=path)
-    model = Lifter(**ck["init"])
-    model.load_state_dict(ck["state_dict"])
-    return model.eval(), ck
+def __dir__():
+    return sorted(set(globals()) | _TRAIN_NAMES)

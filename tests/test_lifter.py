@@ -262,3 +262,27 @@ def test_lifter_on_synhet_heldout_subjects():
     res = train_lifter(arrays("xsub_train"), arrays("xsub_val"), cfg)
     m = res.metrics
     assert m["lifter"]["mpjpe"] < m["mean_pose"]["mpjpe"] and m["lifter"]["mpjpe"] < m["zero_depth"]["mpjpe"]
+
+
+def test_an_exact_zero_3d_joint_is_present_but_a_zero_2d_joint_is_not():
+    # PYSKL normalisation centres spine_mid of the first frame exactly on the origin: still a real joint
+    from hetskel.hetero.lifter import frame_valid, joint_present
+    x3 = torch.randn(2, 4, 25, 3)
+    x3[0, 0, 1] = 0.0
+    x3[1] = 0.0  # a padded frame
+    p3 = joint_present(x3)
+    assert p3[0, 0, 1] and p3[0].all() and not p3[1].any()
+    x2 = torch.randn(4, 17, 2)
+    x2[0, 3] = 0.0  # a detector joint below the score threshold
+    p2 = joint_present(x2)
+    assert not p2[0, 3] and p2.sum() == 4 * 17 - 1 and frame_valid(x2).all()
+
+
+def test_lifter_runs_under_bf16_autocast():
+    lifter = Lifter(width=16).train()
+    x = torch.randn(2, 3, 20, 2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = lifter(x)
+    y.float().sum().backward()
+    assert y.shape == (2, 3, 20, 3) and y.dtype == torch.float32
+    assert lifter.mlp[0].weight.grad is not None and torch.isfinite(lifter.mlp[0].weight.grad).all()

@@ -49,8 +49,16 @@ TORSO = ("spine_base", "spine_shoulder")
 # ---------------------------------------------------------------------------------------------
 # masks and named joints
 def joint_present(x: Tensor) -> Tensor:
-    """``(..., V, C) -> (..., V)`` bool: the joint is not exactly zero."""
-    return (x != 0).any(-1)
+    """``(..., V, C) -> (..., V)`` bool: which joints carry data.
+
+    2D (C == 2): the joint is not exactly zero, since pose detectors' joints below the score
+    threshold are zeroed. 3D: every joint of a non-empty frame, since depth sensors report whole
+    bodies and an exact zero is a real position (normalisation centres a joint on the origin).
+    """
+    nonzero = (x != 0).any(-1)
+    if x.shape[-1] == 2:
+        return nonzero
+    return nonzero.any(-1, keepdim=True).expand_as(nonzero)
 
 
 def frame_valid(x: Tensor) -> Tensor:
@@ -223,7 +231,7 @@ class Lifter(nn.Module):
             ctx = _bn_eval(self.mlp) if self.training and rows.shape[0] < 2 else contextlib.nullcontext()
             with ctx:
                 y = self.mlp(rows)
-            out = out.index_put((keep.nonzero().squeeze(1),), y)
+            out = out.index_put((keep.nonzero().squeeze(1),), y.to(out.dtype))  # y is bf16 under autocast
         out = out.reshape(*lead, self.out_joints, self.out_channels)
         if self.root_index is not None:
             out = (out - out[..., self.root_index:self.root_index + 1, :]) * keep.reshape(*lead, 1, 1)

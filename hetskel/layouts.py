@@ -372,6 +372,10 @@ register_layout(Layout(name="unified30", joints=unify(["ntu25", "coco17"]).layou
                        description="union of ntu25 and coco17 (SPEC 3.1): face 5, common 15, hands/feet 10"))
 
 
+# The layouts every fresh interpreter has (user layouts and derived ones such as "coco17+spine" come later).
+BUILTIN_LAYOUTS: tuple[str, ...] = tuple(sorted(_REGISTRY))
+
+
 def conversion_plan(src: "str | Layout", dst: "str | Layout", derive: bool = True):
     """For each destination joint: ``("copy", i)``, ``("mean", [i, j])`` on already-built dst joints, or None."""
     src, dst = get_layout(src), get_layout(dst)

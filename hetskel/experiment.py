@@ -1,0 +1,526 @@
+"""One experiment description -> data, pretraining (1 process or torchrun), evaluation.
+
+    >>> from hetskel.experiment import PretrainSpec, load_data, pretrain, load_pretrained, evaluate_pretrained
+    >>> spec = PretrainSpec(preset="small", epochs=20)                 # SynHet, J+C+S, x-sub
+    >>> run = pretrain(spec, "runs/pre/jcs")                           # config.json, metrics.jsonl, latest.pt
+    >>> pretrainer, spec = load_pretrained("runs/pre/jcs")
+    >>> train_ds, val_ds = load_data(spec)
+    >>> res = evaluate_pretrained(pretrainer, train_ds, val_ds, probe_epochs=150)
+    >>> res["linear_top1"], res["linear_top1_random_init"], res["knn_top1"], res["semi_1pct_mean"]
+
+A run folder is a ``hetskel.train`` run whose ``config.json`` records the builder
+``hetskel.experiment:build_from_spec`` with the resolved spec as its argument, and
+``extra.semantic_table``, where the frozen word table of S came from (``"random-init:..."`` means
+NOT CLIP: a seeded random text tower, see ``hetskel.hetero.semantic``). That is all
+``load_pretrained`` needs, so runs made in a notebook, by ``python -m hetskel.train`` or by torchrun
+load the same way, and a run started one way resumes the other way.
+
+Sizes. The ``paper`` preset is the paper's network (d=1024, T=64, lifter width 1024). ``small`` and
+``tiny`` run SynHet on a CPU: T=32 and a 256-wide lifter (the 1024-wide lifter on 2x32 frames per
+clip and K+1=4 views costs more than the whole small encoder). ``PretrainSpec()`` is the CPU
+default: 2000 SynHet clips, ``small``, 20 epochs of batch 128.
+
+The evaluation protocols (``evaluate_pretrained``) and transfer to other datasets and layouts live
+in ``hetskel.transfer``; ``evaluate_pretrained`` & co. can be imported from here as well.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from hetskel.data.batches import ArrayDataset, load_dataset
+from hetskel.data.errors import DataError
+from hetskel.hetero.pipeline import HeteroProcessor
+from hetskel.hetero.prompts import MODES
+from hetskel.io import load_checkpoint, make_run_dir, project_root, save_json
+from hetskel.layouts import LayoutError, get_layout
+from hetskel.model.augment import AugmentConfig
+from hetskel.model.encoder import (
+    EncoderConfig,
+    UnifiedEncoder,
+    get_preset,
+    list_presets,
+)
+from hetskel.model.objective import ClassicModalities, Pretrainer
+from hetskel.train import TrainConfig, read_run, register_builder, train
+
+BUILDER = "hetskel.experiment:build_from_spec"
+HETERO, CLASSIC = ("J", "C", "S"), ("J", "M", "B")
+TEXT_SOURCES = ("auto", "cache", "openclip", "random", "user")
+
+
+@dataclass
+class PretrainSpec:
+    """Everything a pretraining run depends on (JSON-able; ``from_dict`` checks names and types).
+
+    Data: ``dataset`` ``"synhet"`` (generated in memory: ``num_samples``, ``data_seed``, extra
+    ``SynHetConfig`` fields in ``synhet``) or ``"pyskl"`` (``paths`` ``{layout: file}``, e.g.
+    ``{"ntu25": "ntu60_3danno.pkl", "coco17": "ntu60_hrnet.pkl"}``; either may be absent). Splits
+    ``<split>_train`` / ``<split>_val``, or ``splits = [train, val]`` names (FineGYM: train, val).
+    Model: ``modalities`` any of J, C, S (heterogeneous: ``HeteroProcessor``) or of J, M, B with
+    M or B (UmURL's classic modalities of the 3D source); ``preset`` + ``encoder`` overrides;
+    ``num_frames`` None = the preset's; ``lifter_width`` None = 1024 for ``paper``, else 256.
+    Text table of S: ``text_source`` (``hetskel.hetero.semantic.text_table``), a user
+    ``text_table`` file, ``text_cache`` ``"default"`` | ``""`` (memory only) | a path.
+    Training: ``TrainConfig`` fields here, any other ones in ``train``; ``augment`` overrides
+    ``AugmentConfig``.
+    """
+
+    dataset: str = "synhet"
+    paths: dict = field(default_factory=dict)
+    num_samples: int = 2000
+    data_seed: int = 0
+    synhet: dict = field(default_factory=dict)
+    split: str = "xsub"
+    splits: list | None = None
+    num_frames: int | None = None
+    max_persons: int = 2
+    modalities: str = "J,C,S"
+    preset: str = "small"
+    encoder: dict = field(default_factory=dict)
+    prompt_mode: str = "prompt"
+    use_lifter: bool = True
+    semantic: str = "words"
+    lifter_width: int | None = None
+    text_source: str = "auto"
+    text_table: str = ""
+    text_cache: str = "default"
+    lambda_: float = 5.0
+    augment: dict = field(default_factory=dict)
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float = 5e-4
+    weight_decay: float = 1e-5
+    seed: int = 0
+    device: str = "auto"
+    amp: str = "auto"
+    save_every: int = 0
+    train: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if isinstance(self.modalities, (list, tuple)):  # ["J", "C"] is "J,C"
+            self.modalities = ",".join(map(str, self.modalities))
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> PretrainSpec:
+        if not isinstance(d, Mapping):
+            raise TypeError(f"PretrainSpec.from_dict expects a dict, got {type(d).__name__}")
+        unknown = sorted(set(d) - set(cls.field_names()))
+        if unknown:
+            raise ValueError(f"unknown PretrainSpec key(s) {unknown}; valid keys: {', '.join(cls.field_names())}")
+        return cls(**dict(d)).validate()
+
+    def to_dict(self) -> dict:
+        return copy.deepcopy(dataclasses.asdict(self))
+
+    @property
+    def modality_list(self) -> tuple[str, ...]:
+        return tuple(m.strip().upper() for m in str(self.modalities).split(",") if m.strip())
+
+    @property
+    def classic(self) -> bool:
+        """J/M/B (UmURL) rather than J/C/S: chosen as soon as M or B is asked for."""
+        return bool({"M", "B"} & set(self.modality_list))
+
+    def encoder_config(self) -> EncoderConfig:
+        over = dict(self.encoder)
+        if self.num_frames is not None:
+            over["num_frames"] = self.num_frames
+        return get_preset(self.preset, **over)
+
+    def split_names(self) -> tuple[str, str]:
+        return tuple(self.splits) if self.splits else (f"{self.split}_train", f"{self.split}_val")
+
+    def train_config(self, progress: bool = False) -> TrainConfig:
+        base = dict(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
+                    seed=self.seed, device=self.device, amp=self.amp, save_every=self.save_every, progress=progress)
+        clash = sorted(set(base) & set(self.train))
+        if clash:
+            raise ValueError(f"PretrainSpec.train repeats {clash}; set them as PretrainSpec fields")
+        return TrainConfig.from_dict({**base, **self.train})
+
+    def source_layouts(self) -> dict[str, str]:
+        """``{source key in the batches: layout}``: SynHet's ntu25 + coco17, or the ``paths`` keys."""
+        return {"ntu25": "ntu25", "coco17": "coco17"} if self.dataset == "synhet" else {k: k for k in self.paths}
+
+    def resolved(self) -> PretrainSpec:
+        """A validated copy with ``num_frames`` and ``lifter_width`` filled in (what runs store)."""
+        s = copy.deepcopy(self)
+        s.modalities = ",".join(self.modality_list)
+        s.num_frames = self.encoder_config().num_frames
+        if s.lifter_width is None:
+            s.lifter_width = 1024 if self.preset == "paper" else 256
+        return s.validate()
+
+    def validate(self) -> PretrainSpec:
+        def bad(name, why):
+            return ValueError(f"PretrainSpec.{name}: {why}, got {getattr(self, name)!r}")
+        for f in dataclasses.fields(self):  # types of the defaults (bools are not numbers)
+            v, d = getattr(self, f.name), f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            if d is None:
+                ok = v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 2) or (
+                    f.name == "splits" and isinstance(v, (list, tuple)) and len(v) == 2)
+            else:
+                want = (int, float) if type(d) is float else type(d)
+                ok = isinstance(v, want) and (type(d) is bool or not isinstance(v, bool))
+            if not ok:
+                raise bad(f.name, f"must be a {type(d).__name__}" if d is not None else
+                          "must be None or [train split, val split]" if f.name == "splits" else
+                          "must be None or an integer >= 2")
+        choices = {"dataset": ("synhet", "pyskl"), "preset": tuple(list_presets()), "prompt_mode": MODES,
+                   "semantic": ("words", "numeric"), "text_source": TEXT_SOURCES}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise bad(name, f"must be one of {allowed}")
+        if self.dataset == "pyskl" and not self.paths:
+            raise bad("paths", "dataset 'pyskl' needs paths, e.g. {'ntu25': 3D file, 'coco17': 2D file}")
+        for k in self.paths:
+            try:
+                get_layout(k)
+            except LayoutError:
+                raise bad("paths", f"key {k!r} is not a layout name (use e.g. 'ntu25', 'coco17')") from None
+        mods = self.modality_list
+        if not mods or len(set(mods)) != len(mods) or set(mods) - set(CLASSIC if self.classic else HETERO):
+            raise bad("modalities", "must be distinct names from J, C, S (heterogeneous) or from J, M, B "
+                      "(classic UmURL), e.g. 'J,C,S', 'C', 'J,M,B'")
+        if self.max_persons < 1 or self.num_samples < 4 or self.epochs < 1 or self.batch_size < 2:
+            raise ValueError("PretrainSpec: need max_persons >= 1, num_samples >= 4, epochs >= 1, batch_size >= 2")
+        bad_aug = sorted(set(self.augment) - {f.name for f in dataclasses.fields(AugmentConfig)})
+        if bad_aug:
+            raise bad("augment", f"unknown AugmentConfig key(s) {bad_aug}")
+        self.encoder_config()  # unknown encoder keys / bad sizes raise here
+        self.plan(self.source_layouts())  # a modality without the data it needs raises here
+        self.train_config()
+        return self
+
+    def plan(self, layouts: Mapping[str, str]) -> dict[str, str]:
+        """``{"J": 3D layout, "C": 2D layout}`` the modalities need from the sources ``layouts``
+        (``{key: layout}``). S is computed from J when J is used, else from C when C is used (so
+        "C,S" needs 2D data only), else (S alone) from the 3D source if there is one."""
+        three = [l for l in layouts.values() if get_layout(l).dims == 3]
+        two = [l for l in layouts.values() if get_layout(l).dims == 2]
+        mods = set(self.modality_list)
+        want = {"J"} if self.classic else (mods - {"S"}) or {"J" if three else "C"}
+        plan = {}
+        for k, pool, kind in (("J", three, "3D"), ("C", two, "2D")):
+            if k in want:
+                if not pool:
+                    raise ValueError(f"PretrainSpec: modality {k} needs a {kind} source; the data has "
+                                     f"{dict(layouts)} (set paths for a {kind} file or drop {k})")
+                plan[k] = pool[0]
+        return plan
+
+
+# CI size, shared by notebooks 04, 05 and 07 (smoke = True): a tiny SynHet pretraining of 60 steps
+# (~15 s on one CPU core) whose linear probe already beats the untrained network (05_evaluate checks
+# it). Two choices differ from the paper's schedule because 60 steps are not 451 epochs: lr 1e-2
+# (5e-4 barely moves the network in 60 steps) and joint corruption of 20% of the joints instead of
+# UmURL's 60% (with so few steps, views that lost most of their joints teach little). Measured over
+# SynHet seeds 0-6: linear top-1 +1.0 to +6.6 points over random init, 1-NN +2.0 to +11.5.
+SMOKE = dict(dataset="synhet", paths={}, num_samples=400, preset="tiny", num_frames=None, lifter_width=64,
+             epochs=10, batch_size=32, lr=1e-2, save_every=0, augment={"corrupt_fraction": 0.2})
+
+
+def smoke_spec(base: PretrainSpec | None = None, **overrides) -> PretrainSpec:
+    """``base`` (default ``PretrainSpec()``) at CI size (``SMOKE``), then ``overrides``; the
+    modalities and processor choices of ``base`` are kept."""
+    return PretrainSpec.from_dict({**(base or PretrainSpec()).to_dict(), **SMOKE, **overrides})
+
+
+# ---------------------------------------------------------------------------------------------
+# data
+def _read_sources(spec: PretrainSpec) -> dict[str, dict]:
+    """``{layout: PYSKL dict}`` of the sources the modalities use."""
+    needed = set(spec.plan(spec.source_layouts()).values())
+    if spec.dataset == "synhet":
+        from hetskel.data.synhet import generate
+
+        d3, d2 = generate(num_samples=spec.num_samples, num_frames=spec.encoder_config().num_frames,
+                          seed=spec.data_seed, **spec.synhet)
+        return {k: v for k, v in (("ntu25", d3), ("coco17", d2)) if k in needed}
+    from hetskel.data.pyskl import load_pyskl
+
+    out = {}
+    for lay, path in spec.paths.items():
+        if lay in needed:
+            data = load_pyskl(path)
+            if data.get("layout") not in (None, lay):
+                raise DataError(f"holds layout {data['layout']!r} but was given as paths[{lay!r}]", file=path)
+            out[lay] = {**data, "layout": lay}
+    return out
+
+
+def load_data(spec: PretrainSpec, which: Sequence[str] = ("train", "val")) -> tuple[ArrayDataset, ...]:
+    """``(train_ds, val_ds)`` (or the datasets named in ``which``): ``ArrayDataset`` s keyed by layout
+    (``{"ntu25": (N, M, T, 25, 3), "coco17": (N, M, T, 17, 2)}``), T = the encoder's frames, with
+    ``class_names``. Only the sources the modalities need are loaded."""
+    spec = spec.resolved()
+    sources = _read_sources(spec)
+    names = dict(zip(("train", "val"), spec.split_names()))
+    return tuple(load_dataset(sources, split=names[w], num_frames=spec.num_frames, max_persons=spec.max_persons)
+                 for w in which)
+
+
+# ---------------------------------------------------------------------------------------------
+# model
+def build_pretrainer(spec: PretrainSpec, train_ds: ArrayDataset | None = None, text_table=None) -> Pretrainer:
+    """The objective of ``spec``: processor + ``UnifiedEncoder`` + UmURL losses.
+
+    Initial weights depend only on ``spec.seed`` (built under ``torch.manual_seed`` in a forked RNG),
+    so the random-init baseline and every torchrun rank get the same network. ``text_table``: the
+    S word table to use instead of resolving ``spec.text_source`` (``load_pretrained`` passes the
+    checkpoint's). The spec is kept as ``pretrainer.spec``.
+    """
+    spec = spec.resolved()
+    layouts = spec.source_layouts()
+    if train_ds is not None and set(train_ds.layouts.values()) != set(spec.plan(layouts).values()):
+        raise ValueError(f"the dataset has sources {train_ds.layouts}; the spec needs {spec.plan(layouts)}")
+    plan, mods = spec.plan(layouts), spec.modality_list
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(spec.seed)
+        if spec.classic:
+            proc = ClassicModalities(plan["J"])
+            channels, joints = {k: 3 for k in mods}, get_layout(plan["J"]).num_joints
+        else:
+            text_kw = {"source": spec.text_source}
+            if spec.text_cache != "default":
+                text_kw["cache_path"] = spec.text_cache or None
+            table = text_table if text_table is not None else (spec.text_table or None)
+            proc = HeteroProcessor(plan, prompt_mode=spec.prompt_mode, use_lifter=spec.use_lifter,
+                                   semantic=spec.semantic if "S" in mods else None, lifter_width=spec.lifter_width,
+                                   text_table=table, frame="pyskl", text_kw=text_kw)
+            channels, joints = {k: v for k, v in proc.modality_channels().items() if k in mods}, proc.layout.num_joints
+        enc = UnifiedEncoder(spec.encoder_config(), channels, joints)
+        obj = Pretrainer(enc, mods, proc, lambda_=spec.lambda_, augment=AugmentConfig(**spec.augment), seed=spec.seed)
+    obj.spec = spec
+    return obj
+
+
+def table_origin(pretrainer: Pretrainer) -> str:
+    """Where S's word table came from, independent of caching: ``"openclip:ViT-B-32/openai"``,
+    ``"random-init:ViT-B-32/seed0"`` (NOT CLIP), ``"user"``, ``"none (numeric)"`` or ``"none"``."""
+    proc = pretrainer.processor
+    src = getattr(proc, "text_source", "none")
+    if not src.startswith("cache:"):
+        return src
+    if src.endswith("]") and "[" in src:
+        return src[src.rindex("[") + 1:-1]
+    try:  # a cache of real weights: its file says which
+        return str(load_checkpoint(src[len("cache:"):]).get("origin", "cache"))
+    except (FileNotFoundError, ValueError, AttributeError):
+        return "cache"
+
+
+def build_from_spec(spec: Mapping) -> tuple[Pretrainer, ArrayDataset]:
+    """The ``hetskel.train`` builder (``python -m hetskel.train`` / torchrun): ``(objective, train set)``."""
+    s = PretrainSpec.from_dict(spec)
+    (train_ds,) = load_data(s, which=("train",))
+    return build_pretrainer(s, train_ds), train_ds
+
+
+register_builder(BUILDER, build_from_spec)
+
+
+# ---------------------------------------------------------------------------------------------
+# pretraining
+@dataclass
+class PretrainRun:
+    """What a pretraining left on disk, read back with ``hetskel.train.read_run``."""
+
+    run_dir: Path
+    spec: PretrainSpec
+    semantic_table: str         # origin of S's word table ("random-init:..." = NOT CLIP)
+    final: dict                 # last epoch record: loss terms
+    epochs: list                # every epoch record
+    steps: list                 # every step record
+    wall_time: float            # seconds, all sessions
+    samples_per_s: float        # of the last session
+    world_size: int
+    checkpoint: Path | None
+
+
+def run_folder(run_dir, name: str) -> Path:
+    """``""`` -> a new ``runs/<name>/<time>`` folder; else the folder (relative to the project root),
+    left for ``hetskel.train`` to check: the same run resumes (a finished one returns at once), a
+    different run is refused."""
+    if not run_dir:
+        return make_run_dir(None, name)
+    p = Path(run_dir)
+    return p if p.is_absolute() else project_root() / p
+
+
+def resolve_devices(devices) -> int:
+    """``"auto"`` -> every visible GPU (1 without CUDA); an int >= 1 as given."""
+    if devices in ("auto", None):
+        return max(1, torch.cuda.device_count()) if torch.cuda.is_available() else 1
+    n = int(devices)
+    if n < 1:
+        raise ValueError(f"devices must be 'auto' or >= 1, got {devices!r}")
+    return n
+
+
+def torchrun_command(config_path, nproc: int, overwrite: bool = False) -> list[str]:
+    """``torchrun --standalone --nproc_per_node N -m hetskel.train --config run.json`` for this Python."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
+           "-m", "hetskel.train", "--config", str(config_path)]
+    return cmd + (["--overwrite"] if overwrite else [])
+
+
+def run_description(spec: PretrainSpec, run_dir, semantic_table: str, progress: bool = False) -> dict:
+    """The JSON ``python -m hetskel.train`` reads: this module's builder with the resolved spec."""
+    spec = spec.resolved()
+    return {"builder": BUILDER, "builder_args": {"spec": spec.to_dict()},
+            "train": spec.train_config(progress).to_dict(), "run_dir": str(run_dir),
+            "extra": {"semantic_table": semantic_table}, "name": "pretrain"}
+
+
+def _launch(desc: dict, nproc: int, overwrite: bool, progress: bool, timeout: float | None) -> None:
+    with tempfile.TemporaryDirectory(prefix="hetskel_torchrun_") as tmp:
+        cfg = Path(tmp) / "run.json"
+        save_json(cfg, desc)
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+        cmd = torchrun_command(cfg, nproc, overwrite)
+        print("launching:", " ".join(cmd), flush=True)
+        proc = subprocess.Popen(cmd, cwd=str(project_root()), env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        tail: list[str] = []
+        for line in proc.stdout:  # stream, so a notebook shows progress and the error of a failing rank
+            tail = (tail + [line])[-60:]
+            if progress:
+                print(line, end="", flush=True)
+        rc = proc.wait(timeout=timeout)
+    if rc != 0:
+        raise RuntimeError(f"torchrun exited with code {rc}; last output:\n{''.join(tail)}")
+
+
+def pretrain(spec: PretrainSpec, run_dir, devices=1, progress: bool = False, overwrite: bool = False,
+             timeout: float | None = None) -> PretrainRun:
+    """Pretrain ``spec`` into ``run_dir`` (config.json, metrics.jsonl, latest.pt, epoch_XXXX.pt).
+
+    ``devices`` 1: in this process (``hetskel.train.train``). N > 1 (or ``"auto"`` with several
+    GPUs): the run description is written to a temporary ``run.json`` and ``torchrun --standalone
+    --nproc_per_node N -m hetskel.train --config run.json`` runs it (gloo on CPU, NCCL on GPUs);
+    a copy is kept as ``run_dir/torchrun.json``. Either way the run is read back from disk.
+    """
+    spec = spec.resolved()
+    run_dir = run_folder(run_dir, "pretrain")
+    nproc = resolve_devices(devices)
+    if nproc == 1:
+        (train_ds,) = load_data(spec, which=("train",))
+        obj = build_pretrainer(spec, train_ds)
+        desc = run_description(spec, run_dir, table_origin(obj), progress)
+        train(obj, train_ds, spec.train_config(progress), run_dir=run_dir, overwrite=overwrite,
+              extra_config={"builder": desc["builder"], "builder_args": desc["builder_args"], **desc["extra"]},
+              name="pretrain")
+    else:  # the table is resolved here once, so the ranks find it in the cache
+        origin = table_origin(build_pretrainer(spec))
+        desc = run_description(spec, run_dir, origin, progress)
+        _launch(desc, nproc, overwrite, progress, timeout)
+        save_json(run_dir / "torchrun.json", desc)
+    return read_pretrain_run(run_dir)
+
+
+def read_pretrain_run(run_dir) -> PretrainRun:
+    info = read_run(run_dir)
+    extra = info.config.get("extra", {})
+    if extra.get("builder") != BUILDER:
+        raise ValueError(f"{info.run_dir} is not a hetskel.experiment pretraining run "
+                         f"(builder {extra.get('builder')!r}, expected {BUILDER!r})")
+    done = [e for e in info.events if e.get("event") == "done"]
+    last = info.epochs[-1] if info.epochs else (info.steps[-1] if info.steps else {})
+    return PretrainRun(run_dir=info.run_dir, spec=PretrainSpec.from_dict(extra["builder_args"]["spec"]),
+                       semantic_table=str(extra.get("semantic_table", "")), final=last, epochs=info.epochs,
+                       steps=info.steps, wall_time=float(last.get("elapsed", 0.0)),
+                       samples_per_s=float(done[-1]["samples_per_s"]) if done else float("nan"),
+                       world_size=int(info.config.get("meta", {}).get("world_size", 1)), checkpoint=info.latest)
+
+
+def load_pretrained(pretrain_dir, checkpoint: str | None = None, device="cpu") -> tuple[Pretrainer, PretrainSpec]:
+    """``(pretrainer in eval mode, spec)`` from a run folder's ``latest.pt`` (or ``checkpoint``, a
+    file), loaded with ``weights_only=True``; the S table comes from the checkpoint, so no text
+    tower is built."""
+    run = read_pretrain_run(pretrain_dir)
+    path = Path(checkpoint) if checkpoint else run.checkpoint
+    if path is None:
+        raise FileNotFoundError(f"{run.run_dir} has no latest.pt (the run never reached a checkpoint)")
+    state = load_checkpoint(path)["objective"]
+    obj = build_pretrainer(run.spec, text_table=state.get("processor.semantic.table"))
+    obj.load_state_dict(state)
+    return obj.to(device).eval(), run.spec
+
+
+# ---------------------------------------------------------------------------------------------
+# reporting (notebook 04; the evaluation tables are in hetskel.transfer)
+_EVALUATION = ("Classifier", "Features", "evaluate_pretrained", "probe", "probe_batch_size", "results_table")
+
+
+def __getattr__(name: str):
+    """The evaluation protocols live in ``hetskel.transfer`` (which builds on this module); they are
+    reachable from here too: ``from hetskel.experiment import evaluate_pretrained``."""
+    if name in _EVALUATION:
+        from hetskel import transfer
+
+        return getattr(transfer, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def describe(pretrainer: Pretrainer) -> str:
+    """Modalities, channels, joints, sources, encoder sizes and parameter counts (all exact)."""
+    enc, proc, cfg = pretrainer.encoder, pretrainer.processor, pretrainer.encoder.config
+    parts = {name: count_parameters(m) for name, m in proc.named_children() if count_parameters(m)}
+    mods = {k: enc.modality_channels[k] for k in pretrainer.modalities}
+    srcs = {k: v.name for k, v in proc.layouts.items()} if hasattr(proc, "layouts") else {"J": proc.layout.name}
+    params = f"parameters: encoder {count_parameters(enc):,}, processor {count_parameters(proc):,}"
+    if parts:
+        params += " (" + ", ".join(f"{k} {v:,}" for k, v in parts.items()) + ")"
+    lines = [f"modalities: {mods} on {enc.num_joints} joints, {cfg.max_persons} persons, {cfg.num_frames} frames",
+             f"sources: {srcs}",
+             (f"encoder: d_model={cfg.d_model}, layers={cfg.num_layers}, heads={cfg.num_heads}, ff={cfg.ff_dim}, "
+              f"projector {cfg.proj_dims}, features {enc.out_dim}-d"), params]
+    return "\n".join(lines)
+
+
+def table_banner(origin: str) -> str:
+    """One line for a real table, a loud box for the random-init fallback."""
+    if origin.startswith("random-init"):
+        bar = "!" * 78
+        return (f"{bar}\n!! semantic table: {origin}\n!! NOT CLIP: a seeded, randomly initialised text tower. "
+                f"S sees distinct word codes\n!! without language knowledge. Pass text_table=<CLIP table> "
+                f"for the paper's setting.\n{bar}")
+    return f"semantic table: {origin}"
+
+
+def loss_figure(run: PretrainRun):
+    """Loss terms against epochs: logged windows (lines) and epoch means (dots), one panel per term."""
+    import matplotlib.pyplot as plt
+
+    terms = [k for k in ("loss", "intra", "inter", "vc", "rec") if k in run.final]
+    fig, axes = plt.subplots(1, len(terms), figsize=(3.2 * len(terms), 2.8), squeeze=False)
+    for ax, k in zip(axes[0], terms):
+        ax.plot([r["epoch"] for r in run.steps], [r[k] for r in run.steps], lw=1, color="tab:blue")
+        ax.plot([r["epoch"] for r in run.epochs], [r[k] for r in run.epochs], "o", ms=3, color="tab:red")
+        ax.set_title(k)
+        ax.set_xlabel("epoch")
+    fig.suptitle(f"pretraining {','.join(run.spec.modality_list)} on {run.spec.dataset} ({run.spec.preset})")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,163 @@
+"""Regenerate notebooks/05_evaluate.ipynb (no outputs):  .venv/bin/python tools/make_05_evaluate.py
+
+Cell ids are positional (cell-00, ...): pinned outputs in tests/notebook_pins.json refer to them.
+To refresh this notebook's pins from a smoke execution (other notebooks' pins are kept)::
+
+    .venv/bin/papermill notebooks/05_evaluate.ipynb /tmp/05_smoke.ipynb -p smoke True -p run_dir /tmp/t5
+    .venv/bin/python tools/make_05_evaluate.py --pins-from /tmp/05_smoke.ipynb
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tools.make_00_data_tour import pins_from
+from tools.nb import code, md, params, write_notebook
+
+CELLS = [
+    md("""
+# 05 · Evaluating the pretrained encoder
+
+The paper's protocols (SPEC 5) on the pretraining dataset's own split:
+
+* **linear probe**: the encoder frozen, a linear classifier on its 2d-dimensional features (SGD lr
+  0.03, momentum 0.9, lr x0.1 at 80% and 93% of the epochs), top-1 after the last epoch (`final`)
+  and the best epoch;
+* **retrieval**: 1-nearest neighbour by cosine similarity, training set as the gallery;
+* **semi-supervised**: the whole network (processor and encoder) fine-tuned with a linear head on
+  1% and 10% of the training labels (class-balanced, at least one clip per class), mean and std
+  over seeds.
+
+Each number sits next to the **same protocol on an untrained network** built from the same spec
+and seed (its exact initial weights): a random transformer over skeletons is a strong baseline,
+and only the difference says what pretraining learned.
+
+`pretrain_dir` is a `04_pretrain` run folder (the demo passes it). Left empty, this notebook first
+pretrains one itself, into `<run_dir>/pretrain`, with the settings below (04's defaults; a tiny one
+in smoke mode): explicit and reproducible, where picking "the newest run" would depend on what
+happens to lie in `runs/`.
+"""),
+    params("""
+smoke = False               # CI: tiny pretraining + short protocols on the CPU
+run_dir = ""                # "" -> a new runs/05_evaluate/<time>/ folder
+pretrain_dir = ""           # a 04_pretrain run folder; "" -> pretrain here first (settings below)
+seed = 0                    # probe / pretraining seed
+probe_epochs = 150          # linear probe epochs (paper: 150)
+semi_fractions = [0.01, 0.1]
+semi_seeds = [0, 1, 2, 3, 4]
+semi_epochs = 80            # fine-tuning epochs (paper: 80)
+# only used when pretrain_dir is "":
+preset = "small"
+num_samples = 2000
+epochs = 20
+batch_size = 128
+lr = 5e-4
+progress = True
+"""),
+    code("""
+%matplotlib inline
+from hetskel import experiment
+from hetskel.evaluate import confusion_figure, per_class_figure
+from hetskel.io import make_run_dir, save_figure, save_json
+
+run_dir = make_run_dir(run_dir, "05_evaluate")
+if smoke:  # CI: seconds per protocol
+    semi_seeds, semi_epochs, progress = [0, 1], 3, False
+if not pretrain_dir:
+    pre_spec = (experiment.smoke_spec(seed=seed, data_seed=seed) if smoke else experiment.PretrainSpec(
+        preset=preset, num_samples=num_samples, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, data_seed=seed))
+    pretrain_dir = experiment.pretrain(pre_spec, run_dir / "pretrain", progress=progress).run_dir
+pretrainer, spec = experiment.load_pretrained(pretrain_dir)
+train_ds, val_ds = experiment.load_data(spec)
+figdir = run_dir / "figures" if smoke else None  # smoke figures stay out of the committed figures/
+print("run folder:", run_dir)
+print("pretrained run:", pretrain_dir)
+print(experiment.table_banner(experiment.read_pretrain_run(pretrain_dir).semantic_table))
+"""),
+    code("""
+# NBVAL_CHECK_OUTPUT
+print(f"{spec.dataset} {'/'.join(spec.split_names())}: {len(train_ds)} training clips, {len(val_ds)} test clips, "
+      f"{train_ds.num_classes} classes")
+print(experiment.describe(pretrainer))
+"""),
+    md("""
+## The protocols
+
+Linear probe and retrieval run on features extracted once; the semi-supervised protocol fine-tunes
+a fresh copy of the pretrained network for every fraction and seed.
+"""),
+    code(
+        """
+res = experiment.evaluate_pretrained(pretrainer, train_ds, val_ds, probe_epochs=probe_epochs,
+                                     semi_fractions=semi_fractions, semi_seeds=semi_seeds, semi_epochs=semi_epochs)
+print(experiment.results_table(res))
+"""),
+    md("""
+In smoke mode the check below is part of the test suite: even a few seconds of pretraining must
+beat the untrained network on the linear probe.
+"""),
+    code("""
+gain = res["linear_top1"] - res["linear_top1_random_init"]
+print(f"linear probe: pretrained {res['linear_top1']:.1f} vs random init {res['linear_top1_random_init']:.1f} "
+      f"({gain:+.1f} points)")
+if smoke:
+    assert gain > 0, "pretraining did not beat the untrained network on the linear probe"
+"""),
+    md("""
+## Per class
+
+The probe's accuracy for every class (worst first) and its confusion matrix (rows: true class).
+On SynHet, *face* classes can only be told apart by COCO's face joints and *hand* classes only by
+Kinect's hand tips and thumbs: the heterogeneous model sees both.
+"""),
+    code("""
+fig = per_class_figure(list(res["per_class_acc"].values()), res["class_names"],
+                       title=f"linear probe per class ({spec.dataset}, {','.join(spec.modality_list)})")
+save_figure(fig, "05_per_class", figdir)
+fig
+"""),
+    code("""
+fig = confusion_figure(res["confusion"], res["class_names"], title="linear probe confusion (% of true class)")
+save_figure(fig, "05_confusion", figdir)
+fig
+"""),
+    md("""
+## Key numbers
+
+`metrics.json` holds every protocol's result (pretrained and random init), the per-class accuracy,
+the confusion matrix and where the pretrained run lives.
+"""),
+    code("""
+metrics = {"smoke": smoke, "pretrain_dir": str(pretrain_dir), "spec": spec.to_dict(),
+           "semantic_table": experiment.read_pretrain_run(pretrain_dir).semantic_table, **res}
+save_json(run_dir / "metrics.json", metrics)
+print("wrote", run_dir / "metrics.json")
+"""),
+]
+
+NAME = "05_evaluate"
+PINS = ROOT / "tests" / "notebook_pins.json"
+
+
+def main(argv=None) -> Path:
+    import argparse
+    import json
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--pins-from", type=Path, help="executed smoke copy whose checked outputs become the pins")
+    args = ap.parse_args(argv)
+    path = write_notebook(ROOT / "notebooks" / f"{NAME}.ipynb", CELLS)
+    if args.pins_from:
+        allpins = json.loads(PINS.read_text()) if PINS.exists() else {}
+        allpins[NAME] = pins_from(args.pins_from)
+        PINS.write_text(json.dumps(allpins, indent=1, sort_keys=True) + "\n")
+        print(f"pinned {sorted(allpins[NAME])} in {PINS}")
+    return path
+
+
+if __name__ == "__main__":
+    print(main())

@@ -1,0 +1,203 @@
+"""Regenerate notebooks/06_ablations.ipynb and its per-trial notebook notebooks/trial.ipynb (no outputs):
+
+    .venv/bin/python tools/make_06_ablations.py
+
+Cell ids are positional (cell-00, ...): pinned outputs in tests/notebook_pins.json refer to them.
+To refresh this notebook's pins from a smoke execution (other notebooks' pins are kept)::
+
+    .venv/bin/papermill notebooks/06_ablations.ipynb /tmp/06_smoke.ipynb -p smoke True -p run_dir /tmp/t6
+    .venv/bin/python tools/make_06_ablations.py --pins-from /tmp/06_smoke.ipynb
+
+``trial.ipynb`` has no leading digit, so the CI smoke preparation does not pick it up on its own;
+it is executed (in smoke mode) by the smoke run of 06, which runs its grid through it.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tools.make_00_data_tour import pins_from
+from tools.nb import code, md, params, write_notebook
+
+TRIAL_CELLS = [
+    md("""
+# One ablation trial (run by 06_ablations)
+
+One grid point of notebook 06: pretrain the ablation `variant` (see `hetskel.ablation.VARIANTS`)
+on SynHet with `seed`, then the linear probe and 1-NN retrieval on the frozen encoder and the same
+probe on the untrained network. `hetskel.runs.run_grid` executes this notebook once per variant and
+seed and reads the `metrics.json` it writes.
+"""),
+    params("""
+smoke = False        # CI size: tiny pretraining (experiment.SMOKE), short probe
+run_dir = ""         # "" -> a new runs/trial/<time>/ folder (run_grid passes one)
+variant = "full"     # a name of hetskel.ablation.VARIANTS
+seed = 0             # weights and SynHet draw
+preset = "tiny"
+num_samples = 1500
+epochs = 10
+batch_size = 64
+lr = 2e-3
+lifter_width = 64    # 0 -> the spec's default (256 off the paper preset)
+probe_epochs = 60
+num_threads = 1      # torch threads (the CPU is shared; 1 was faster under load)
+progress = False
+"""),
+    code("""
+import torch
+from hetskel import ablation, experiment
+from hetskel.io import make_run_dir, save_json
+
+if num_threads:
+    torch.set_num_threads(int(num_threads))
+run_dir = make_run_dir(run_dir, "trial")
+if smoke:
+    base = {**experiment.SMOKE, "epochs": 4}
+    probe_epochs = 20
+else:
+    base = dict(dataset="synhet", preset=preset, num_samples=num_samples, epochs=epochs, batch_size=batch_size,
+                lr=lr, save_every=0)
+    if lifter_width:
+        base["lifter_width"] = lifter_width
+metrics = ablation.run_trial(variant, base, seed, run_dir, probe_epochs=probe_epochs, progress=progress)
+save_json(run_dir / "metrics.json", metrics)
+print({k: metrics[k] for k in ("variant", "seed", "linear_top1", "knn_top1", "linear_top1_random_init", "trial_s")})
+"""),
+]
+
+CELLS = [
+    md("""
+# 06 · Ablations
+
+Which parts of the heterogeneous model matter? Every grid point is pretrained and evaluated from
+scratch, over several seeds (weights *and* SynHet draw), through the batch runner
+`hetskel.runs.run_grid`: each trial is its own papermill execution of `notebooks/trial.ipynb`
+(folder `<run_dir>/trials/<variant, seed>/` with its executed notebook, `metrics.json`, log and
+pretraining run), and a failing trial is recorded without stopping the grid.
+
+* **paper** (SPEC 6): the full J+C+S model; *w/o lifter* (2D joints kept with zero depth);
+  *w/o words* (S from numeric +1/-1/0 motion signs instead of CLIP word embeddings);
+  *w/o prompts* (missing joints zero-padded instead of learned prompts);
+* **modalities**: J (3D Kinect joints), C (2D COCO keypoints), S (semantic motion), J+C;
+* **ours**: *anchored* prompts (a missing joint starts at its anchor joint, plus a learned
+  offset) and one person per clip (M=1). Reducer-width and vocabulary variants enter only where
+  `PretrainSpec` exposes those knobs (`hetskel.ablation.OPTIONAL`).
+
+Every number is shown next to the same linear probe on the **untrained** network of the same spec
+and seed: on SynHet a random transformer is a strong baseline, and only the gap is learned.
+"""),
+    params("""
+smoke = False                 # CI: 2 variants x 1 seed at the tiny SMOKE size (about a minute)
+run_dir = ""                  # "" -> a new runs/06_ablations/<time>/ folder
+groups = ["paper", "modalities", "ours"]
+variants = []                 # explicit variant names instead of groups, e.g. ["full", "J", "C"]
+seeds = [0, 1, 2]
+preset = "tiny"
+num_samples = 1500            # SynHet clips (xsub split ~ half for training)
+epochs = 10
+batch_size = 64
+lr = 2e-3
+lifter_width = 64             # 0 -> the spec's default (256 off the paper preset)
+probe_epochs = 60
+num_threads = 1               # torch threads per trial (shared CPU)
+progress = True
+"""),
+    code("""
+%matplotlib inline
+from pathlib import Path
+
+from hetskel import ablation
+from hetskel.io import make_run_dir, project_root, save_figure, save_json
+from hetskel.runs import run_grid
+
+run_dir = make_run_dir(run_dir, "06_ablations")
+if smoke:  # CI: two trials at the SMOKE size (trial.ipynb's smoke mode)
+    variants, seeds = ["full", "no_prompts"], [0]
+names = ablation.select(groups, variants)
+fixed = {"smoke": bool(smoke), "preset": preset, "num_samples": num_samples, "epochs": epochs,
+         "batch_size": batch_size, "lr": lr, "lifter_width": lifter_width, "probe_epochs": probe_epochs,
+         "num_threads": num_threads}
+# variant and seed first: run_grid names each trial folder after its parameters (cut at 120 characters)
+grid = [{"variant": n, "seed": int(s), **fixed} for n in names for s in seeds]
+figdir = run_dir / "figures" if smoke else None  # smoke figures stay out of the committed figures/
+print("run folder:", run_dir)
+print(f"{len(names)} variants x {len(seeds)} seeds = {len(grid)} trials:", ", ".join(names))
+if ablation.skipped_variants():
+    print("not in this grid (PretrainSpec has no such field):", ", ".join(ablation.skipped_variants()))
+"""),
+    code("""
+# NBVAL_CHECK_OUTPUT
+print("\\n".join(f"{n:11s} {ablation.label(n):18s} {ablation.available_variants()[n][2]}" for n in names))
+"""),
+    md("""
+## The grid
+
+Each line is one papermill execution of `trial.ipynb`; its folder keeps everything that trial wrote.
+"""),
+    code("""
+result = run_grid(project_root() / "notebooks" / "trial.ipynb", grid, out=Path(run_dir) / "trials",
+                  batch="ablation", echo=progress)
+print(f"{len(result.records) - len(result.failed)} trials ok, {len(result.failed)} failed")
+for r in result.failed:
+    print("FAILED", r.name, r.error)
+"""),
+    md("""
+## Summary
+
+Mean +- sample std over seeds (accuracies in %, `s / trial` is the whole papermill execution:
+kernel start, data, pretraining, both probes).
+"""),
+    code("""
+rows = ablation.summary_rows(result.records)
+table = ablation.summary_markdown(rows)
+print(table)
+if smoke:
+    assert not result.failed, "an ablation trial failed"
+"""),
+    code("""
+fig = ablation.summary_figure(rows, title=f"ablations on SynHet ({preset if not smoke else 'smoke'}, "
+                                          f"{len(seeds)} seed(s))")
+save_figure(fig, "06_ablations", figdir)
+fig
+"""),
+    md("""
+## Key numbers
+
+`metrics.json` holds the table rows and where every trial lives; `trials/summary_ablation.md` /
+`.csv` hold run_grid's own summary of every numeric metric.
+"""),
+    code("""
+save_json(run_dir / "metrics.json", {"smoke": bool(smoke), "seeds": list(seeds), "fixed": fixed,
+                                     "skipped_variants": ablation.skipped_variants(), "rows": rows,
+                                     "table": table, "trials": [r.run_dir for r in result.records]})
+print("wrote", run_dir / "metrics.json")
+"""),
+]
+
+NAME = "06_ablations"
+PINS = ROOT / "tests" / "notebook_pins.json"
+
+
+def main(argv=None) -> Path:
+    import argparse
+    import json
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--pins-from", type=Path, help="executed smoke copy whose checked outputs become the pins")
+    args = ap.parse_args(argv)
+    write_notebook(ROOT / "notebooks" / "trial.ipynb", TRIAL_CELLS)
+    path = write_notebook(ROOT / "notebooks" / f"{NAME}.ipynb", CELLS)
+    if args.pins_from:
+        allpins = json.loads(PINS.read_text()) if PINS.exists() else {}
+        allpins[NAME] = pins_from(args.pins_from)
+        PINS.write_text(json.dumps(allpins, indent=1, sort_keys=True) + "\n")
+        print(f"pinned {sorted(allpins[NAME])} in {PINS}")
+    return path
+
+
+if __name__ == "__main__":
+    print(main())

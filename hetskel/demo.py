@@ -24,10 +24,19 @@ from hetskel.runs import RunRecord, _flat_metrics, _fresh_dir, execute, notebook
 # Demo-size parameters per notebook (on top of each notebook's defaults): sized so that the whole
 # sequence stays within ~15 minutes on a 2-core CPU. A key a notebook does not have is an error.
 DEMO_PARAMS: dict[str, dict] = {
-    "00_data_tour": {},
+    "00_data_tour": {"num_samples": 1000},
+    "01_lifter": {"num_samples": 800, "width": 256, "epochs": 8, "real_steps": 150},
+    "02_prompts": {},
+    "03_semantic_motion": {"num_samples": 600, "train_steps": 150},
+    "04_pretrain": {"preset": "tiny", "num_samples": 1000, "epochs": 8, "batch_size": 64, "lr": 0.002,
+                    "progress": False},
+    "05_evaluate": {"probe_epochs": 60, "semi_seeds": [0, 1], "semi_epochs": 15, "progress": False},
+    "06_ablations": {"variants": ["full", "no_lifter", "no_words", "no_prompts"], "seeds": [0],
+                     "num_samples": 600, "epochs": 4, "probe_epochs": 30, "progress": False},
+    "07_transfer": {"probe_epochs": 60, "progress": False},
 }
 # notebook -> (parameter, notebook whose run folder it receives)
-LINKS = {"05_evaluate": ("pretrain_dir", "04_pretrain")}
+LINKS = {"05_evaluate": ("pretrain_dir", "04_pretrain"), "07_transfer": ("pretrain_dir", "04_pretrain")}
 
 
 def _params_for(nb: Path, smoke: bool) -> dict:
@@ -75,11 +84,18 @@ def run_demo(smoke: bool = False, only: Sequence[str] | None = None, out: "str |
     return list(records.values())
 
 
+HEADLINE = ("linear_top1", "linear_top1_random_init", "knn_top1", "knn_top1_random_init", "mpjpe", "mpjpe_baseline",
+            "semi_1pct_mean", "semi_10pct_mean")
+
+
 def results_table(records: Sequence[RunRecord], total_s: float) -> str:
     lines = ["| notebook | status | wall (s) | key metrics |", "|---|---|---|---|"]
     for r in records:
         metrics = _flat_metrics(r.metrics)
-        shown = ", ".join(f"{k}={v:.4g}" for k, v in list(metrics.items())[:8])
+        # the headline numbers first (any nesting level), then whatever else the notebook reported
+        keys = sorted(metrics, key=lambda k: (min((i for i, h in enumerate(HEADLINE) if k.split(".")[-1] == h),
+                                                   default=len(HEADLINE)), k))
+        shown = ", ".join(f"{k}={metrics[k]:.4g}" for k in keys[:6])
         lines.append(f"| {r.name} | {r.status} | {r.wall_s:.0f} | {shown} |")
     lines.append(f"| **total** | | {total_s:.0f} | |")
     return "\n".join(lines)

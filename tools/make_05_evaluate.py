@@ -60,13 +60,15 @@ progress = True
 """),
     code("""
 %matplotlib inline
+import torch
 from hetskel import experiment
 from hetskel.evaluate import confusion_figure, per_class_figure
 from hetskel.io import make_run_dir, save_figure, save_json
 
 run_dir = make_run_dir(run_dir, "05_evaluate")
-if smoke:  # CI: seconds per protocol
+if smoke:  # CI: seconds per protocol, on one thread so that the numbers repeat run to run
     semi_seeds, semi_epochs, progress = [0, 1], 3, False
+    torch.set_num_threads(1)
 if not pretrain_dir:
     pre_spec = (experiment.smoke_spec(seed=seed, data_seed=seed) if smoke else experiment.PretrainSpec(
         preset=preset, num_samples=num_samples, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, data_seed=seed))

@@ -27,10 +27,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import os
-import subprocess
-import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +39,7 @@ from hetskel.data.errors import DataError
 from hetskel.hetero.pipeline import HeteroProcessor
 from hetskel.hetero.prompts import MODES
 from hetskel.io import load_checkpoint, make_run_dir, project_root, save_json
+from hetskel.launch import launch_torchrun, resolve_devices, torchrun_command  # noqa: F401 (torchrun_command: API)
 from hetskel.layouts import LayoutError, get_layout
 from hetskel.model.augment import AugmentConfig
 from hetskel.model.encoder import (
@@ -226,11 +223,11 @@ class PretrainSpec:
 
 
 # CI size, shared by notebooks 04, 05 and 07 (smoke = True): a tiny SynHet pretraining of 60 steps
-# (~15 s on one CPU core) whose linear probe already beats the untrained network (05_evaluate checks
-# it). Two choices differ from the paper's schedule because 60 steps are not 451 epochs: lr 1e-2
-# (5e-4 barely moves the network in 60 steps) and joint corruption of 20% of the joints instead of
-# UmURL's 60% (with so few steps, views that lost most of their joints teach little). Measured over
-# SynHet seeds 0-6: linear top-1 +1.0 to +6.6 points over random init, 1-NN +2.0 to +11.5.
+# (~15 s on one CPU core) that runs every part of the real path. Two choices differ from the paper's
+# schedule because 60 steps are not 451 epochs: lr 1e-2 (5e-4 barely moves the network) and joint
+# corruption of 20% of the joints instead of UmURL's 60%. What 60 steps buy is within noise: over
+# SynHet seeds 0-7 the linear probe moved -1 to +7 points against the untrained network (1-NN
+# +2 to +12); a 600-clip draw with 400 test clips gave -5 to +4 (see 05_evaluate).
 SMOKE = dict(dataset="synhet", paths={}, num_samples=400, preset="tiny", num_frames=None, lifter_width=64,
              epochs=10, batch_size=32, lr=1e-2, save_every=0, augment={"corrupt_fraction": 0.2})
 
@@ -344,7 +341,7 @@ class PretrainRun:
     run_dir: Path
     spec: PretrainSpec
     semantic_table: str         # origin of S's word table ("random-init:..." = NOT CLIP)
-    final: dict                 # last epoch record: loss terms
+    final: dict                 # last epoch record (loss terms: ``loss_terms(final)``)
     epochs: list                # every epoch record
     steps: list                 # every step record
     wall_time: float            # seconds, all sessions
@@ -363,50 +360,12 @@ def run_folder(run_dir, name: str) -> Path:
     return p if p.is_absolute() else project_root() / p
 
 
-def resolve_devices(devices) -> int:
-    """``"auto"`` -> every visible GPU (1 without CUDA); an int >= 1 as given."""
-    if devices in ("auto", None):
-        return max(1, torch.cuda.device_count()) if torch.cuda.is_available() else 1
-    n = int(devices)
-    if n < 1:
-        raise ValueError(f"devices must be 'auto' or >= 1, got {devices!r}")
-    return n
-
-
-def torchrun_command(config_path, nproc: int, overwrite: bool = False) -> list[str]:
-    """``torchrun --standalone --nproc_per_node N -m hetskel.train --config run.json`` for this Python."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
-           "-m", "hetskel.train", "--config", str(config_path)]
-    return cmd + (["--overwrite"] if overwrite else [])
-
-
 def run_description(spec: PretrainSpec, run_dir, semantic_table: str, progress: bool = False) -> dict:
     """The JSON ``python -m hetskel.train`` reads: this module's builder with the resolved spec."""
     spec = spec.resolved()
     return {"builder": BUILDER, "builder_args": {"spec": spec.to_dict()},
             "train": spec.train_config(progress).to_dict(), "run_dir": str(run_dir),
             "extra": {"semantic_table": semantic_table}, "name": "pretrain"}
-
-
-def _launch(desc: dict, nproc: int, overwrite: bool, progress: bool, timeout: float | None) -> None:
-    with tempfile.TemporaryDirectory(prefix="hetskel_torchrun_") as tmp:
-        cfg = Path(tmp) / "run.json"
-        save_json(cfg, desc)
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
-        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
-        cmd = torchrun_command(cfg, nproc, overwrite)
-        print("launching:", " ".join(cmd), flush=True)
-        proc = subprocess.Popen(cmd, cwd=str(project_root()), env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
-        tail: list[str] = []
-        for line in proc.stdout:  # stream, so a notebook shows progress and the error of a failing rank
-            tail = (tail + [line])[-60:]
-            if progress:
-                print(line, end="", flush=True)
-        rc = proc.wait(timeout=timeout)
-    if rc != 0:
-        raise RuntimeError(f"torchrun exited with code {rc}; last output:\n{''.join(tail)}")
 
 
 def pretrain(spec: PretrainSpec, run_dir, devices=1, progress: bool = False, overwrite: bool = False,
@@ -431,7 +390,7 @@ def pretrain(spec: PretrainSpec, run_dir, devices=1, progress: bool = False, ove
     else:  # the table is resolved here once, so the ranks find it in the cache
         origin = table_origin(build_pretrainer(spec))
         desc = run_description(spec, run_dir, origin, progress)
-        _launch(desc, nproc, overwrite, progress, timeout)
+        launch_torchrun(desc, nproc, overwrite, progress, timeout)
         save_json(run_dir / "torchrun.json", desc)
     return read_pretrain_run(run_dir)
 
@@ -451,10 +410,10 @@ def read_pretrain_run(run_dir) -> PretrainRun:
                        world_size=int(info.config.get("meta", {}).get("world_size", 1)), checkpoint=info.latest)
 
 
-def load_pretrained(pretrain_dir, checkpoint: str | None = None, device="cpu") -> tuple[Pretrainer, PretrainSpec]:
+def load_pretrained(pretrain_dir, checkpoint: str | None = None, device="auto") -> tuple[Pretrainer, PretrainSpec]:
     """``(pretrainer in eval mode, spec)`` from a run folder's ``latest.pt`` (or ``checkpoint``, a
     file), loaded with ``weights_only=True``; the S table comes from the checkpoint, so no text
-    tower is built."""
+    tower is built. ``device`` ``"auto"``: CUDA when available."""
     run = read_pretrain_run(pretrain_dir)
     path = Path(checkpoint) if checkpoint else run.checkpoint
     if path is None:
@@ -462,24 +421,13 @@ def load_pretrained(pretrain_dir, checkpoint: str | None = None, device="cpu") -
     state = load_checkpoint(path)["objective"]
     obj = build_pretrainer(run.spec, text_table=state.get("processor.semantic.table"))
     obj.load_state_dict(state)
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     return obj.to(device).eval(), run.spec
 
 
 # ---------------------------------------------------------------------------------------------
 # reporting (notebook 04; the evaluation tables are in hetskel.transfer)
-_EVALUATION = ("Classifier", "Features", "evaluate_pretrained", "probe", "probe_batch_size", "results_table")
-
-
-def __getattr__(name: str):
-    """The evaluation protocols live in ``hetskel.transfer`` (which builds on this module); they are
-    reachable from here too: ``from hetskel.experiment import evaluate_pretrained``."""
-    if name in _EVALUATION:
-        from hetskel import transfer
-
-        return getattr(transfer, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
@@ -510,17 +458,41 @@ def table_banner(origin: str) -> str:
     return f"semantic table: {origin}"
 
 
+LOSS_TERMS_SKIP = ("epoch", "step", "global_step", "lr", "elapsed", "samples_per_s", "kind")
+
+
+def loss_terms(record: Mapping) -> dict:
+    """The loss terms of a metrics record (``loss``, ``intra``, ``inter``, ``vc``, ``rec``, ...)."""
+    return {k: float(v) for k, v in record.items() if k not in LOSS_TERMS_SKIP and isinstance(v, (int, float))}
+
+
 def loss_figure(run: PretrainRun):
     """Loss terms against epochs: logged windows (lines) and epoch means (dots), one panel per term."""
-    import matplotlib.pyplot as plt
+    # not pyplot: the notebook shows the figure once, where it asks
+    from matplotlib.figure import Figure
 
-    terms = [k for k in ("loss", "intra", "inter", "vc", "rec") if k in run.final]
-    fig, axes = plt.subplots(1, len(terms), figsize=(3.2 * len(terms), 2.8), squeeze=False)
+    terms = list(loss_terms(run.final))
+    fig = Figure(figsize=(3.2 * len(terms), 2.8), layout="constrained")
+    axes = fig.subplots(1, len(terms), squeeze=False)
     for ax, k in zip(axes[0], terms):
         ax.plot([r["epoch"] for r in run.steps], [r[k] for r in run.steps], lw=1, color="tab:blue")
         ax.plot([r["epoch"] for r in run.epochs], [r[k] for r in run.epochs], "o", ms=3, color="tab:red")
         ax.set_title(k)
         ax.set_xlabel("epoch")
     fig.suptitle(f"pretraining {','.join(run.spec.modality_list)} on {run.spec.dataset} ({run.spec.preset})")
-    fig.tight_layout()
     return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluation: in hetskel.transfer
+_EVALUATION = ("Classifier", "Features", "evaluate_pretrained", "probe", "probe_batch_size", "results_table")
+
+
+def __getattr__(name: str):
+    """The evaluation protocols live in ``hetskel.transfer`` (which builds on this module); they are
+    reachable from here too: ``from hetskel.experiment import evaluate_pretrained``."""
+    if name in _EVALUATION:
+        from hetskel import transfer
+
+        return getattr(transfer, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -125,10 +125,8 @@ def _pose_frames(kinect: Tensor, truth: Tensor, sources: Sequence[str]) -> dict[
                 raise DataError(f"layout {s!r} has joints SynHet does not model: "
                                 f"{[j for j, r in zip(lay.joints, real) if not r]}", field=s)
         present = joint_present(raw)
+        # PYSKL centring leaves spine_mid exactly 0 in the first frame: still present (3D presence is per frame)
         aligned = normalize_3d(raw, lay, valid=present)
-        # PYSKL centring leaves spine_mid exactly 0 in the first frame, which the zero convention
-        # reads as "absent"; pose_frame is translation invariant, so lift present joints off 0 first
-        aligned = (aligned + 1.0) * present[..., None]
         x[s] = with_trajectory(pose_frame(aligned, lay), present).float()
     return x
 

@@ -207,7 +207,8 @@ def test_builder_rejects_other_runs(tmp_path):
         read_pretrain_run(tmp_path)
 
 
-def test_features_use_the_modalities_present(run):
+def test_features_need_a_pretrained_modality(run):
+    """Features use the pretrained modalities a batch has; none of them is a DataError."""
     from hetskel.experiment import Features
 
     p, spec = load_pretrained(run.run_dir)

@@ -5,10 +5,10 @@ What is already covered elsewhere is not repeated here (docs/RELIABILITY.md has 
 unknown/duplicate joint names (test_layouts), misspelled notebook parameters (test_runs), unknown
 TrainConfig keys and a few types (test_train), 2D dict sources without img_shape (test_batches).
 
-Cases marked ``xfail(strict=True)`` are real gaps found while writing this file: the config
-accepts the bad value silently, or fails with an error that does not name the field (e.g. ``'<='
-not supported between instances of 'float' and 'str'``). They are reported to the module owners;
-strict means the marker must go once the module is fixed.
+A real gap found here (the config accepts the bad value silently, or fails with an error that does
+not name the field, e.g. ``'<=' not supported between instances of 'float' and 'str'``) is marked
+``pytest.mark.xfail(strict=True, reason="BUG (reported): ...")`` until its module is fixed; strict,
+so that the marker must go with the fix. None is open now (docs/RELIABILITY.md).
 """
 from __future__ import annotations
 
@@ -62,10 +62,6 @@ def raises_naming(fn, name, errors=CONFIG_ERRORS):
         fn()
     assert name in str(e.value), f"error does not name {name!r}: {type(e.value).__name__}: {e.value}"
     return e.value
-
-
-def gap(reason):
-    return pytest.mark.xfail(strict=True, reason=f"BUG (reported): {reason}")
 
 
 # ============================================================================ layouts
@@ -323,12 +319,22 @@ def test_augment_config_bad_values():
     assert cfg.crop_ratio == (0.2, 1.0) and isinstance(cfg.crop_ratio, tuple)
 
 
-@gap("LifterConfig has no validation: epochs <= 0 trains nothing and returns an untrained lifter")
 def test_lifter_config_refuses_zero_epochs():
+    """epochs=0 only scores an existing lifter (init=); a fresh one would stay untrained."""
     from hetskel.hetero.lifter_train import LifterConfig, train_lifter
 
     x2, x3 = torch.randn(4, 1, 6, 17, 2), torch.randn(4, 1, 6, 25, 3)
     raises_naming(lambda: train_lifter((x2, x3), (x2, x3), LifterConfig(width=8, num_layers=2, epochs=0)), "epochs")
+
+
+@pytest.mark.parametrize("field,value", [("epochs", -1), ("width", 0), ("num_layers", 0), ("batch_size", 0),
+                                         ("frame_stride", 0), ("dropout", 1.0), ("lr", 0.0), ("lr", float("nan")),
+                                         ("weight_decay", -1e-5), ("noise_2d", float("inf")), ("epochs", "3"),
+                                         ("width", 8.5), ("layout_2d", 17)])
+def test_lifter_config_bad_values_name_the_field(field, value):
+    from hetskel.hetero.lifter_train import LifterConfig
+
+    raises_naming(lambda: LifterConfig(**{field: value}), field)
 
 
 # ============================================================================ PretrainSpec (hetskel.experiment)
@@ -342,14 +348,8 @@ else:
     SPEC_MISSING = ""
 needs_spec = pytest.mark.skipif(PretrainSpec is None,
                                 reason=f"hetskel.experiment.PretrainSpec is not available ({SPEC_MISSING})")
-# non-strict: hetskel.experiment is still being written, the owner may close these any moment
-SPEC_GAPS = {f: pytest.mark.xfail(strict=False, reason=f"BUG (reported): PretrainSpec.validate does not check "
-                                                      f"that {f} is a string; a non-str {f} is accepted")
-             for f in ("split", "text_table", "text_cache")}
-
-
 @needs_spec
-@pytest.mark.parametrize("field", [pytest.param(f, marks=SPEC_GAPS[f]) if f in SPEC_GAPS else f for f in SPEC_FIELDS])
+@pytest.mark.parametrize("field", SPEC_FIELDS)
 def test_pretrain_spec_wrong_type_for_every_field(field):
     hint = SPEC_HINTS[field]
     value = 5 if hint in (dict, str) else {"not": "a " + getattr(hint, "__name__", str(hint))}

@@ -1,11 +1,9 @@
 """hetskel.lifter_study (the lifter notebook's helpers), lifter_train's additions, the notebook and its pins."""
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 from matplotlib.figure import Figure
+from notebook_checks import assert_notebook_conventions, checked_pins
 
 from hetskel import lifter_study as ls
 from hetskel.data import synhet
@@ -13,8 +11,6 @@ from hetskel.data.errors import DataError
 from hetskel.hetero.lifter import lifter_for
 from hetskel.hetero.lifter_train import LifterConfig, evaluate_lifter, train_lifter
 
-ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOK = ROOT / "notebooks" / "01_lifter.ipynb"
 TINY = LifterConfig(width=32, epochs=2, batch_size=256, frame_stride=2, dropout=0.1)
 
 
@@ -193,30 +189,13 @@ def test_ntu_and_msr_pairsets(shared_data):
 
 # ---------------------------------------------------------------------------------------------
 # notebook
-def test_notebook_is_generated_output_free_with_its_parameters(tmp_path, monkeypatch):
-    monkeypatch.syspath_prepend(str(ROOT))
-    from tools import make_01_lifter as gen
-    from tools.nb import write_notebook
-
-    fresh = write_notebook(tmp_path / "nb.ipynb", gen.CELLS)
-    assert json.loads(fresh.read_text()) == json.loads(NOTEBOOK.read_text()), \
-        "notebooks/01_lifter.ipynb is stale: run tools/make_01_lifter.py"
-    nb = json.loads(NOTEBOOK.read_text())
-    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
-    assert all(not c["outputs"] and c["execution_count"] is None for c in code)
-    assert sum("parameters" in c["metadata"].get("tags", []) for c in code) == 1
-    from hetskel.runs import notebook_parameters
-    p = notebook_parameters(NOTEBOOK)
-    assert p["smoke"] is False and p["run_dir"] == "" and p["seed"] == 0 and p["progress"] is False
+def test_notebook_is_generated_output_free_with_its_parameters():
+    p = assert_notebook_conventions("01_lifter")
+    assert p["progress"] is False
     assert {"width", "epochs", "real_steps", "finetune_lr", "shared_data", "num_threads"} <= set(p)
 
 
 def test_pins_point_at_checked_cells_of_the_notebook():
-    pins = json.loads((ROOT / "tests" / "notebook_pins.json").read_text())["01_lifter"]
-    cells = {c["id"]: "".join(c["source"]) for c in json.loads(NOTEBOOK.read_text())["cells"]}
-    assert pins
-    for cid, text in pins.items():
-        assert cells[cid].startswith("# NBVAL_CHECK_OUTPUT\n"), cid
-        assert text.endswith("\n")
+    pins = checked_pins("01_lifter")
     lifter_pin = next(t for t in pins.values() if t.startswith("coco17 -> coco20"))
     assert lifter_pin == ls.describe_lifter(LifterConfig(width=32)) + "\n"  # the smoke width

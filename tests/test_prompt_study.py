@@ -2,20 +2,17 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from notebook_checks import assert_notebook_conventions, checked_pins
 
 from hetskel import prompt_study as ps
 from hetskel import prompt_views as pv
 from hetskel.data import synhet
 from hetskel.data.errors import DataError
 from hetskel.layouts import get_layout
-
-ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOK = ROOT / "notebooks" / "02_prompts.ipynb"
 
 
 @pytest.fixture(scope="module")
@@ -197,25 +194,11 @@ def test_explorer_redraws_on_every_control(runs, data):
     assert not box.shown.layout.sliders and len(box.shown.data) > 0      # a still frame, no animation
 
 
-def test_notebook_is_generated_and_pins_point_at_checked_cells(tmp_path):
-    from tools import make_02_prompts as gen
-    from tools.nb import write_notebook
-
-    fresh = write_notebook(tmp_path / "nb.ipynb", gen.CELLS)
-    assert json.loads(fresh.read_text()) == json.loads(NOTEBOOK.read_text()), \
-        "notebooks/02_prompts.ipynb is stale: run tools/make_02_prompts.py"
-    nb = json.loads(NOTEBOOK.read_text())
-    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
-    assert all(not c["outputs"] and c["execution_count"] is None for c in code)
-    from hetskel.runs import notebook_parameters
-    p = notebook_parameters(NOTEBOOK)
-    assert p["smoke"] is False and p["run_dir"] == "" and p["seed"] == 0 and p["progress"] is False
+def test_notebook_is_generated_and_pins_point_at_checked_cells():
+    p = assert_notebook_conventions("02_prompts")
+    assert p["progress"] is False
     assert p["modes"] == ["prompt", "anchored", "zero"]
-    pins = json.loads((ROOT / "tests" / "notebook_pins.json").read_text())["02_prompts"]
-    cells = {c["id"]: "".join(c["source"]) for c in nb["cells"]}
-    assert pins
-    for cid in pins:
-        assert cells[cid].startswith("# NBVAL_CHECK_OUTPUT\n"), cid
+    pins = checked_pins("02_prompts")
     # the joint table pin is exactly what the helper prints for the default layouts
     table = next(t for t in pins.values() if t.startswith("unified30"))
     assert table == ps.source_table(p["sources"]) + "\n"

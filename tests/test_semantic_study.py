@@ -1,19 +1,14 @@
 """hetskel.semantic_study (the semantic-motion notebook's helpers), the notebook and its pins."""
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 from matplotlib.figure import Figure
+from notebook_checks import assert_notebook_conventions, checked_pins
 
 from hetskel import semantic_study as sem
 from hetskel.data import synhet
 from hetskel.hetero.lifter import pose_frame
 from hetskel.hetero.semantic import SemanticConfig, motion_words, vocabulary
-
-ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOK = ROOT / "notebooks" / "03_semantic_motion.ipynb"
 
 
 @pytest.fixture(autouse=True)
@@ -171,32 +166,15 @@ def test_figures(draw):
 
 # ---------------------------------------------------------------------------------------------
 # notebook
-def test_notebook_is_generated_output_free_with_its_parameters(tmp_path, monkeypatch):
-    monkeypatch.syspath_prepend(str(ROOT))
-    from tools import make_03_semantic_motion as gen
-    from tools.nb import write_notebook
-
-    fresh = write_notebook(tmp_path / "nb.ipynb", gen.CELLS)
-    assert json.loads(fresh.read_text()) == json.loads(NOTEBOOK.read_text()), \
-        "notebooks/03_semantic_motion.ipynb is stale: run tools/make_03_semantic_motion.py"
-    nb = json.loads(NOTEBOOK.read_text())
-    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
-    assert all(not c["outputs"] and c["execution_count"] is None for c in code)
-    assert sum("parameters" in c["metadata"].get("tags", []) for c in code) == 1
-    from hetskel.runs import notebook_parameters
-    p = notebook_parameters(NOTEBOOK)
-    assert p["smoke"] is False and p["run_dir"] == "" and p["seed"] == 0 and p["progress"] is False
+def test_notebook_is_generated_output_free_with_its_parameters():
+    p = assert_notebook_conventions("03_semantic_motion")
+    assert p["progress"] is False
     assert p["threshold"] == SemanticConfig().threshold and p["vocabulary"] == "basic"
     assert p["text_source"] == "auto" and p["cache_path"] == ""
 
 
 def test_pins_point_at_checked_cells_of_the_notebook():
-    pins = json.loads((ROOT / "tests" / "notebook_pins.json").read_text())["03_semantic_motion"]
-    cells = {c["id"]: "".join(c["source"]) for c in json.loads(NOTEBOOK.read_text())["cells"]}
-    assert pins
-    for cid, text in pins.items():
-        assert cells[cid].startswith("# NBVAL_CHECK_OUTPUT\n"), cid
-        assert text.endswith("\n")
+    pins = checked_pins("03_semantic_motion")
     toy, names = sem.toy_sequence()
     assert sem.word_grid(toy, names, sem.make_config()) + "\n" in pins.values()
     assert sem.vocab_text(sem.make_config(0.01, "graded")) + "\n" in pins.values()

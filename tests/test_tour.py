@@ -1,17 +1,12 @@
 """hetskel.tour (the data-tour notebook's helpers) and the notebook's generator and pins."""
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
+from notebook_checks import assert_notebook_conventions, checked_pins
 
 from hetskel import tour
 from hetskel.data import synhet
 from hetskel.layouts import FACE, get_layout, list_layouts, unify
-
-ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOK = ROOT / "notebooks" / "00_data_tour.ipynb"
 
 
 @pytest.fixture(scope="module")
@@ -195,31 +190,13 @@ def test_describe_ntu_on_a_real_file(shared_data):
 
 
 # ------------------------------------------------------------------------------------- notebook
-def test_notebook_is_generated_output_free_with_one_parameters_cell(tmp_path, monkeypatch):
-    monkeypatch.syspath_prepend(str(ROOT))                      # tools/ is not an installed package
-    from tools import make_00_data_tour as gen
-    from tools.nb import write_notebook
-
-    fresh = write_notebook(tmp_path / "nb.ipynb", gen.CELLS)
-    assert json.loads(fresh.read_text()) == json.loads(NOTEBOOK.read_text()), \
-        "notebooks/00_data_tour.ipynb is stale: run tools/make_00_data_tour.py"
-    nb = json.loads(NOTEBOOK.read_text())
-    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
-    assert all(not c["outputs"] and c["execution_count"] is None for c in code)
-    params = [c for c in code if "parameters" in c["metadata"].get("tags", [])]
-    assert len(params) == 1
-    from hetskel.runs import notebook_parameters
-    p = notebook_parameters(NOTEBOOK)
-    assert p["smoke"] is False and p["run_dir"] == "" and p["seed"] == 0 and p["shared_data"] == ""
+def test_notebook_is_generated_output_free_with_one_parameters_cell():
+    p = assert_notebook_conventions("00_data_tour")
+    assert p["shared_data"] == ""
 
 
 def test_pins_point_at_checked_cells_of_the_notebook():
-    pins = json.loads((ROOT / "tests" / "notebook_pins.json").read_text())["00_data_tour"]
-    cells = {c["id"]: "".join(c["source"]) for c in json.loads(NOTEBOOK.read_text())["cells"]}
-    assert pins
-    for cid, text in pins.items():
-        assert cells[cid].startswith("# NBVAL_CHECK_OUTPUT\n"), cid
-        assert text.endswith("\n")
+    pins = checked_pins("00_data_tour")
     # the layout pin is exactly what the helper prints (the others need the smoke-size draw: nbval)
     # (the built-in layouts: a fresh kernel has only those, while this process may have registered more)
     from hetskel.layouts import BUILTIN_LAYOUTS

@@ -136,3 +136,11 @@ def test_missing_shared_data_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(t, "shared_data_dir", lambda: None)
     with pytest.raises(FileNotFoundError, match="shared/data is absent"):
         load_target("utd_mhad", num_frames=8)
+
+
+def test_real_utd_mhad_adapts(shared_data, pretrainer):
+    tr, va = load_target("utd_mhad", num_frames=8, root=shared_data)
+    assert (len(tr), len(va), tr.num_classes) == (431, 430, 27)
+    out, report = adapt_dataset(va.subset(range(0, len(va), 40)), pretrainer, "anchor")
+    assert tuple(out.x["ntu25"].shape[-2:]) == (25, 3) and report["kinect20_utd"]["dropped"] == []
+    assert modalities_used(pretrainer, out) == ["J", "S"]

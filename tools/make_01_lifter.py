@@ -9,8 +9,6 @@ up). To refresh the pins from a smoke execution (other notebooks' pins are kept)
 """
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -18,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tools.nb import code, md, params, write_notebook
+from tools.nb import code, generate, md, params
 
 CELLS = [
     md("""
@@ -288,32 +286,10 @@ print(f"SynHet held-out MPJPE: lifter {metrics['mpjpe']:.1f} mm, better baseline
 
 
 NAME = "01_lifter"
-PINS = ROOT / "tests" / "notebook_pins.json"
-
-
-def pins_from(executed: Path) -> dict:
-    """The stdout of every ``# NBVAL_CHECK_OUTPUT`` cell of an executed (smoke) copy, by cell id."""
-    pins = {}
-    for cell in json.loads(Path(executed).read_text())["cells"]:
-        if cell["cell_type"] == "code" and "".join(cell["source"]).startswith("# NBVAL_CHECK_OUTPUT"):
-            outs = cell.get("outputs", [])
-            if len(outs) != 1 or outs[0].get("output_type") != "stream" or outs[0].get("name") != "stdout":
-                raise SystemExit(f"{executed}: pinned cell {cell['id']} must print to stdout only, got {outs}")
-            pins[cell["id"]] = "".join(outs[0]["text"])
-    return pins
 
 
 def main(argv=None) -> Path:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--pins-from", type=Path, help="executed smoke copy whose checked outputs become the pins")
-    args = ap.parse_args(argv)
-    path = write_notebook(ROOT / "notebooks" / f"{NAME}.ipynb", CELLS)
-    if args.pins_from:
-        allpins = json.loads(PINS.read_text()) if PINS.exists() else {}  # read-modify-write: keep others' keys
-        allpins[NAME] = pins_from(args.pins_from)
-        PINS.write_text(json.dumps(allpins, indent=1, sort_keys=True) + "\n")
-        print(f"pinned {sorted(allpins[NAME])} in {PINS}")
-    return path
+    return generate(NAME, CELLS, argv, __doc__)
 
 
 if __name__ == "__main__":

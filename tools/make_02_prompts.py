@@ -9,8 +9,6 @@ up). To refresh the pins from a smoke execution (other notebooks' pins are kept)
 """
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -18,8 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tools.make_00_data_tour import pins_from
-from tools.nb import code, md, params, write_notebook
+from tools.nb import code, generate, md, params
 
 CELLS = [
     md("""
@@ -205,20 +202,10 @@ print({k: metrics[k] for k in ("round_trip_exact", "final_loss")})
 
 
 NAME = "02_prompts"
-PINS = ROOT / "tests" / "notebook_pins.json"
 
 
 def main(argv=None) -> Path:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--pins-from", type=Path, help="executed smoke copy whose checked outputs become the pins")
-    args = ap.parse_args(argv)
-    path = write_notebook(ROOT / "notebooks" / f"{NAME}.ipynb", CELLS)
-    if args.pins_from:
-        allpins = json.loads(PINS.read_text()) if PINS.exists() else {}   # read-modify-write: only our key
-        allpins[NAME] = pins_from(args.pins_from)
-        PINS.write_text(json.dumps(allpins, indent=1, sort_keys=True) + "\n")
-        print(f"pinned {sorted(allpins[NAME])} in {PINS}")
-    return path
+    return generate(NAME, CELLS, argv, __doc__)
 
 
 if __name__ == "__main__":

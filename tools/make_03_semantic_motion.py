@@ -9,7 +9,6 @@ line up). To refresh the pins from a smoke execution (other notebooks' pins are 
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -17,8 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tools.make_01_lifter import PINS, pins_from  # one pin format for every notebook generator
-from tools.nb import code, md, params, write_notebook
+from tools.nb import code, generate, md, params
 
 CELLS = [
     md("""
@@ -304,18 +302,7 @@ NAME = "03_semantic_motion"
 
 
 def main(argv=None) -> Path:
-    import json
-
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--pins-from", type=Path, help="executed smoke copy whose checked outputs become the pins")
-    args = ap.parse_args(argv)
-    path = write_notebook(ROOT / "notebooks" / f"{NAME}.ipynb", CELLS)
-    if args.pins_from:
-        allpins = json.loads(PINS.read_text()) if PINS.exists() else {}  # read-modify-write: keep others' keys
-        allpins[NAME] = pins_from(args.pins_from)
-        PINS.write_text(json.dumps(allpins, indent=1, sort_keys=True) + "\n")
-        print(f"pinned {sorted(allpins[NAME])} in {PINS}")
-    return path
+    return generate(NAME, CELLS, argv, __doc__)
 
 
 if __name__ == "__main__":

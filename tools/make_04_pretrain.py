@@ -15,8 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tools.make_00_data_tour import pins_from
-from tools.nb import code, md, params, write_notebook
+from tools.nb import code, generate, md, params
 
 CELLS = [
     md("""
@@ -47,13 +46,13 @@ smoke = False          # CI: a tiny SynHet pretraining on the CPU in seconds
 run_dir = ""           # "" -> a new runs/04_pretrain/<time>/ folder (the training run folder itself)
 seed = 0               # weights, augmentation and batch order
 dataset = "synhet"     # "synhet" (generated) | "pyskl" (the files below)
-pyskl_3d = ""          # PYSKL 3D file, e.g. ntu60_3danno.pkl (layout ntu25); "" = none
-pyskl_2d = ""          # PYSKL 2D file, e.g. ntu60_hrnet.pkl (layout coco17); "" = none
+pyskl_3d = ""          # PYSKL 3D file, e.g. ntu60_3danno.pkl (layout ntu25); empty: none
+pyskl_2d = ""          # PYSKL 2D file, e.g. ntu60_hrnet.pkl (layout coco17); empty: none
 split = "xsub"         # xsub | xview | xset (NTU-120): trains on <split>_train
 modalities = "J,C,S"   # any of J, C, S; or "J,M,B" (UmURL's classic joint/motion/bone streams)
 preset = "small"       # tiny | small | paper
 num_samples = 2000     # SynHet clips
-num_frames = 0         # frames per clip; 0 = the preset's (32 tiny/small, 64 paper)
+num_frames = 0         # frames per clip; 0: as the preset (32 tiny/small, 64 paper)
 epochs = 20
 batch_size = 128       # global (split over devices)
 lr = 5e-4
@@ -61,12 +60,14 @@ devices = "auto"       # "auto" (every GPU, else 1), 1, or N > 1 (torchrun)
 prompt_mode = "prompt" # prompt | anchored | zero
 use_lifter = True
 semantic = "words"     # words | numeric
-text_table = ""        # a (7, 512) CLIP text table (.pt / .npy); "" = cache, real open_clip, or the random fallback
+text_table = ""        # a (7, 512) CLIP text table (.pt / .npy); empty: cache, real open_clip, or the random fallback
 progress = True        # progress bar
 """),
     code("""
 %matplotlib inline
 import json
+
+import torch
 
 from hetskel import experiment
 from hetskel.io import save_figure, save_json
@@ -79,6 +80,7 @@ spec = experiment.PretrainSpec.from_dict(dict(
 if smoke:  # CI: seconds of training on a small SynHet draw (experiment.SMOKE); the same code path as a full run
     spec = experiment.smoke_spec(spec)
     devices, progress = 1, False
+    torch.set_num_threads(1)  # tiny tensors: a second thread buys little and costs a lot on a busy machine
 spec = spec.resolved()
 run_dir = experiment.run_folder(run_dir, "04_pretrain")
 net = experiment.build_pretrainer(spec)  # resolves the semantic text table (a warning if it is not CLIP's)
@@ -106,7 +108,7 @@ back from `run_dir` when it ends.
 run = experiment.pretrain(spec, run_dir, devices=devices, progress=progress)
 print(f"{len(run.epochs)} epochs, {len(run.steps)} logged windows, world size {run.world_size}, "
       f"{run.wall_time:.1f} s, {run.samples_per_s:.0f} samples/s")
-print("final:", {k: round(v, 4) for k, v in run.final.items() if isinstance(v, float)})
+print("final:", {k: round(v, 4) for k, v in experiment.loss_terms(run.final).items()})
 print("checkpoints:", sorted(p.name for p in run.run_dir.glob("*.pt")))
 """),
     md("""
@@ -140,7 +142,7 @@ fig
 origin, so batch runs (`python -m hetskel.runs`) can compare them.
 """),
     code("""
-metrics = {"smoke": smoke, "final": {k: v for k, v in run.final.items() if isinstance(v, float)},
+metrics = {"smoke": smoke, "final": experiment.loss_terms(run.final),
            "samples_per_s": run.samples_per_s, "wall_time_s": run.wall_time, "epochs": len(run.epochs),
            "world_size": run.world_size, "semantic_table": run.semantic_table,
            "modalities": list(spec.modality_list), "num_params": experiment.count_parameters(net)}
@@ -150,23 +152,10 @@ print("wrote", run_dir / "metrics.json")
 ]
 
 NAME = "04_pretrain"
-PINS = ROOT / "tests" / "notebook_pins.json"
 
 
 def main(argv=None) -> Path:
-    import argparse
-    import json
-
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--pins-from", type=Path, help="executed smoke copy whose checked outputs become the pins")
-    args = ap.parse_args(argv)
-    path = write_notebook(ROOT / "notebooks" / f"{NAME}.ipynb", CELLS)
-    if args.pins_from:
-        allpins = json.loads(PINS.read_text()) if PINS.exists() else {}
-        allpins[NAME] = pins_from(args.pins_from)
-        PINS.write_text(json.dumps(allpins, indent=1, sort_keys=True) + "\n")
-        print(f"pinned {sorted(allpins[NAME])} in {PINS}")
-    return path
+    return generate(NAME, CELLS, argv, __doc__)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tools.make_00_data_tour import pins_from
-from tools.nb import code, md, params, write_notebook
+from tools.nb import code, generate, md, params
 
 CELLS = [
     md("""
@@ -32,9 +31,9 @@ The paper's protocols (SPEC 5) on the pretraining dataset's own split:
   1% and 10% of the training labels (class-balanced, at least one clip per class), mean and std
   over seeds.
 
-Each number sits next to the **same protocol on an untrained network** built from the same spec
-and seed (its exact initial weights): a random transformer over skeletons is a strong baseline,
-and only the difference says what pretraining learned.
+The linear probe and retrieval run a second time on an **untrained network** built from the same
+spec and seed (the pretrained network's exact initial weights): a random transformer over
+skeletons is a strong baseline, and only the difference says what pretraining learned.
 
 `pretrain_dir` is a `04_pretrain` run folder (the demo passes it). Left empty, this notebook first
 pretrains one itself, into `<run_dir>/pretrain`, with the settings below (04's defaults; a tiny one
@@ -60,14 +59,16 @@ progress = True
 """),
     code("""
 %matplotlib inline
+import matplotlib.pyplot as plt
 import torch
+
 from hetskel import experiment
 from hetskel.evaluate import confusion_figure, per_class_figure
 from hetskel.io import make_run_dir, save_figure, save_json
 
 run_dir = make_run_dir(run_dir, "05_evaluate")
 if smoke:  # CI: seconds per protocol, on one thread so that the numbers repeat run to run
-    semi_seeds, semi_epochs, progress = [0, 1], 3, False
+    semi_seeds, semi_epochs, progress = [0, 1], 30, False
     torch.set_num_threads(1)
 if not pretrain_dir:
     pre_spec = (experiment.smoke_spec(seed=seed, data_seed=seed) if smoke else experiment.PretrainSpec(
@@ -99,13 +100,21 @@ res = experiment.evaluate_pretrained(pretrainer, train_ds, val_ds, probe_epochs=
 print(experiment.results_table(res))
 """),
     md("""
-In smoke mode the check below is part of the test suite: even a few seconds of pretraining must
-beat the untrained network on the linear probe.
+How much pretraining buys depends on how much of it there was. On SynHet the untrained network is
+already strong: its random transformer features separate the *body* and *two-person* classes well,
+while neither it nor the self-supervised objective separates the *face* and *hand* classes (their
+cue lives in one format only, and the cross-modal agreement terms reward what all modalities share).
+Measured on SynHet x-sub (linear probe, 150 epochs): 04's CPU default gains +3.3 points (76.0 vs
+72.7), 280 steps on 500 clips (tiny, batch 64) +6.5. The smoke setting's 60 steps gain +2.1 at seed 0
+on one thread, and -1 to +7 over seeds 0-7: a small effect next to the noise of a 200-clip test set.
+In smoke mode the check below is part of the test suite; it runs on one thread so that it repeats
+run to run, and it catches a pretraining that collapses or diverges, not a subtle regression.
+The 1-NN gain is larger and steadier.
 """),
     code("""
 gain = res["linear_top1"] - res["linear_top1_random_init"]
 print(f"linear probe: pretrained {res['linear_top1']:.1f} vs random init {res['linear_top1_random_init']:.1f} "
-      f"({gain:+.1f} points)")
+      f"({gain:+.1f} points); 1-NN {res['knn_top1'] - res['knn_top1_random_init']:+.1f} points")
 if smoke:
     assert gain > 0, "pretraining did not beat the untrained network on the linear probe"
 """),
@@ -119,11 +128,13 @@ Kinect's hand tips and thumbs: the heterogeneous model sees both.
     code("""
 fig = per_class_figure(list(res["per_class_acc"].values()), res["class_names"],
                        title=f"linear probe per class ({spec.dataset}, {','.join(spec.modality_list)})")
+plt.close(fig)  # shown once, below
 save_figure(fig, "05_per_class", figdir)
 fig
 """),
     code("""
 fig = confusion_figure(res["confusion"], res["class_names"], title="linear probe confusion (% of true class)")
+plt.close(fig)  # shown once, below
 save_figure(fig, "05_confusion", figdir)
 fig
 """),
@@ -142,23 +153,10 @@ print("wrote", run_dir / "metrics.json")
 ]
 
 NAME = "05_evaluate"
-PINS = ROOT / "tests" / "notebook_pins.json"
 
 
 def main(argv=None) -> Path:
-    import argparse
-    import json
-
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--pins-from", type=Path, help="executed smoke copy whose checked outputs become the pins")
-    args = ap.parse_args(argv)
-    path = write_notebook(ROOT / "notebooks" / f"{NAME}.ipynb", CELLS)
-    if args.pins_from:
-        allpins = json.loads(PINS.read_text()) if PINS.exists() else {}
-        allpins[NAME] = pins_from(args.pins_from)
-        PINS.write_text(json.dumps(allpins, indent=1, sort_keys=True) + "\n")
-        print(f"pinned {sorted(allpins[NAME])} in {PINS}")
-    return path
+    return generate(NAME, CELLS, argv, __doc__)
 
 
 if __name__ == "__main__":

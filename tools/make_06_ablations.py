@@ -20,8 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tools.make_00_data_tour import pins_from
-from tools.nb import code, md, params, write_notebook
+from tools.nb import code, generate, md, params
 
 TRIAL_CELLS = [
     md("""
@@ -179,24 +178,10 @@ print("wrote", run_dir / "metrics.json")
 ]
 
 NAME = "06_ablations"
-PINS = ROOT / "tests" / "notebook_pins.json"
 
 
 def main(argv=None) -> Path:
-    import argparse
-    import json
-
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--pins-from", type=Path, help="executed smoke copy whose checked outputs become the pins")
-    args = ap.parse_args(argv)
-    write_notebook(ROOT / "notebooks" / "trial.ipynb", TRIAL_CELLS)
-    path = write_notebook(ROOT / "notebooks" / f"{NAME}.ipynb", CELLS)
-    if args.pins_from:
-        allpins = json.loads(PINS.read_text()) if PINS.exists() else {}
-        allpins[NAME] = pins_from(args.pins_from)
-        PINS.write_text(json.dumps(allpins, indent=1, sort_keys=True) + "\n")
-        print(f"pinned {sorted(allpins[NAME])} in {PINS}")
-    return path
+    return generate(NAME, CELLS, argv, __doc__, extra={"trial": TRIAL_CELLS})
 
 
 if __name__ == "__main__":

@@ -15,8 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tools.make_00_data_tour import pins_from
-from tools.nb import code, md, params, write_notebook
+from tools.nb import code, generate, md, params
 
 CELLS = [
     md("""
@@ -70,12 +69,15 @@ progress = True
 """),
     code("""
 %matplotlib inline
+import torch
+
 from hetskel import experiment, transfer
 from hetskel.io import make_run_dir, save_figure, save_json, shared_data_dir
 
 run_dir = make_run_dir(run_dir, "07_transfer")
 if smoke:
     progress = False
+    torch.set_num_threads(1)  # tiny tensors: a second thread buys little and costs a lot on a busy machine
 if not pretrain_dir:
     if ntu_3d:
         paths = {k: p for k, p in (("ntu25", ntu_3d), ("coco17", ntu_2d)) if p}
@@ -177,23 +179,10 @@ print("wrote", run_dir / "metrics.json")
 ]
 
 NAME = "07_transfer"
-PINS = ROOT / "tests" / "notebook_pins.json"
 
 
 def main(argv=None) -> Path:
-    import argparse
-    import json
-
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--pins-from", type=Path, help="executed smoke copy whose checked outputs become the pins")
-    args = ap.parse_args(argv)
-    path = write_notebook(ROOT / "notebooks" / f"{NAME}.ipynb", CELLS)
-    if args.pins_from:
-        allpins = json.loads(PINS.read_text()) if PINS.exists() else {}
-        allpins[NAME] = pins_from(args.pins_from)
-        PINS.write_text(json.dumps(allpins, indent=1, sort_keys=True) + "\n")
-        print(f"pinned {sorted(allpins[NAME])} in {PINS}")
-    return path
+    return generate(NAME, CELLS, argv, __doc__)
 
 
 if __name__ == "__main__":

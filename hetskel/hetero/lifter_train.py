@@ -30,6 +30,7 @@ from typing import Callable, Mapping
 import numpy as np
 import torch
 
+from hetskel import config as _config
 from hetskel.data.errors import DataError
 from hetskel.hetero.lifter import (ROOT, Lifter, add_spine, frame_valid, joint_present, lifter_for, mpjpe, pa_mpjpe,
                                    pose_frame, reconstruction_loss, shared_joints, spine_layout)
@@ -59,6 +60,21 @@ class LifterConfig:
     frame_stride: int = 1
     seed: int = 0
     device: str = "cpu"
+
+    def __post_init__(self):
+        _config.check_fields(self)  # types first, then the ranges below
+        for name in ("width", "num_layers", "batch_size", "frame_stride"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"LifterConfig.{name} must be >= 1, got {getattr(self, name)!r}")
+        if self.epochs < 0:  # 0 is meaningful only with train_lifter(init=...): score a lifter as it is
+            raise ValueError(f"LifterConfig.epochs must be >= 0, got {self.epochs!r}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"LifterConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"LifterConfig.lr must be a finite number > 0, got {self.lr!r}")
+        for name in ("weight_decay", "noise_2d"):
+            if not (getattr(self, name) >= 0 and math.isfinite(getattr(self, name))):
+                raise ValueError(f"LifterConfig.{name} must be a finite number >= 0, got {getattr(self, name)!r}")
 
 
 @dataclass
@@ -206,6 +222,9 @@ def train_lifter(train_pairs, val_pairs, config: LifterConfig | None = None, pro
 
     from hetskel import io
     cfg = config or LifterConfig()
+    if cfg.epochs == 0 and init is None:
+        raise ValueError("LifterConfig.epochs is 0: a fresh lifter would stay untrained "
+                         "(epochs=0 only scores an existing lifter given as init=)")
     device = torch.device(cfg.device)
     gen = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)

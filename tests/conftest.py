@@ -18,3 +18,15 @@ def shared_data() -> Path:
     if not p.is_dir():
         pytest.skip(f"real-data folder {p} is absent (set HETSKEL_SHARED_DATA to point at it)")
     return p
+
+
+@pytest.fixture
+def one_thread():
+    """Run the test on one torch thread (tiny MLPs and transformers run fastest single-threaded, and
+    the CI box is shared), then restore the count. Use: ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

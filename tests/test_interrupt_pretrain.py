@@ -22,10 +22,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +30,8 @@ import pytest
 import torch
 
 experiment = pytest.importorskip("hetskel.experiment", reason="hetskel.experiment (build_from_spec) not written yet")
+
+from kill_helpers import sigkill_when_ready
 
 from hetskel.dist import epoch_shard
 from hetskel.io import read_jsonl
@@ -119,20 +118,7 @@ def kill_at(tmp: Path, config: Path, mode: str, at: int) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hook), str(ROOT), os.environ.get("PYTHONPATH", "")]),
            "HETSKEL_TEST_HANG": mode, "HETSKEL_TEST_AT": str(at), "HETSKEL_TEST_READY": str(ready),
            "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.Popen([sys.executable, "-m", "hetskel.train", "--config", str(config)], env=env, cwd=str(ROOT),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.time() + 120
-        while not ready.exists():
-            if proc.poll() is not None:
-                raise AssertionError(f"the child exited early ({proc.returncode}): {proc.stderr.read()[-3000:]}")
-            assert time.time() < deadline, "the child never reached the hang point"
-            time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.communicate()
-    assert proc.returncode == -signal.SIGKILL
+    sigkill_when_ready([sys.executable, "-m", "hetskel.train", "--config", str(config)], env, ROOT, ready)
 
 
 def weights_only(path: Path) -> dict:

@@ -5,19 +5,27 @@ import pytest
 import torch
 
 from hetskel.data.errors import DataError
-from hetskel.hetero.lifter import (Lifter, LifterConfig, add_spine, baselines, load_lifter, mpjpe, pa_mpjpe,
-                                   pose_frame, procrustes_align, reconstruction_loss, save_lifter, shared_joints,
-                                   spine_layout, train_lifter, trajectory, with_trajectory)
+from hetskel.hetero.lifter import (
+    Lifter,
+    LifterConfig,
+    add_spine,
+    baselines,
+    load_lifter,
+    mpjpe,
+    pa_mpjpe,
+    pose_frame,
+    procrustes_align,
+    reconstruction_loss,
+    save_lifter,
+    shared_joints,
+    spine_layout,
+    train_lifter,
+    trajectory,
+    with_trajectory,
+)
 from hetskel.layouts import convert, get_layout
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny MLPs run fastest single-threaded (and the CI box is shared)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is fastest (conftest)
 
 
 def _rot_y(angle: torch.Tensor) -> torch.Tensor:

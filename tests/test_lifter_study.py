@@ -14,13 +14,7 @@ from hetskel.hetero.lifter_train import LifterConfig, evaluate_lifter, train_lif
 TINY = LifterConfig(width=32, epochs=2, batch_size=256, frame_stride=2, dropout=0.1)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny MLPs run fastest single-threaded (and the CI box is shared)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is fastest (conftest)
 
 
 @pytest.fixture(scope="module")

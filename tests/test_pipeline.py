@@ -6,13 +6,7 @@ from hetskel.hetero.lifter import frame_valid, pose_frame, trajectory
 from hetskel.hetero.pipeline import HeteroProcessor, backproject
 from hetskel.layouts import convert, get_layout
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is fastest (conftest)
 
 
 def _bodies(N=3, M=2, T=6, seed=0):

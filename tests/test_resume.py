@@ -2,14 +2,13 @@
 uninterrupted run (same batches, same dropout and augmentation draws)."""
 import json
 import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from kill_helpers import sigkill_when_ready
 from torch import nn
 
 from hetskel.io import load_checkpoint, read_jsonl
@@ -71,20 +70,7 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path):
     ready = tmp_path / "ready"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT), os.environ.get("PYTHONPATH", "")]),
            "HETSKEL_TEST_HANG_AT": "8", "HETSKEL_TEST_READY": str(ready), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "hetskel.train", "--config", str(cfg)], env=env, cwd=str(ROOT),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.time() + 120
-        while not ready.exists():
-            if proc.poll() is not None:
-                raise AssertionError(f"training process exited early ({proc.returncode}): {proc.stderr.read()}")
-            assert time.time() < deadline, "training process never reached the hang point"
-            time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.communicate()
-    assert proc.returncode == -signal.SIGKILL
+    sigkill_when_ready([sys.executable, "-m", "hetskel.train", "--config", str(cfg)], env, ROOT, ready)
 
     run = tmp_path / "cut"
     ck = load_checkpoint(run / "latest.pt")

@@ -10,13 +10,7 @@ from hetskel.data import synhet
 from hetskel.hetero.lifter import pose_frame
 from hetskel.hetero.semantic import SemanticConfig, motion_words, vocabulary
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is fastest (conftest)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,216 @@
+"""The description of one pretraining run: ``PretrainSpec``, and ``SMOKE`` / ``smoke_spec``, its CI size.
+
+    >>> from hetskel.pretrain_spec import PretrainSpec, smoke_spec
+    >>> spec = PretrainSpec(preset="small", epochs=20)                 # SynHet, J+C+S, x-sub
+    >>> spec.resolved().to_dict()                                      # what a run folder stores
+    >>> smoke_spec(spec)                                               # the same choices at CI size
+
+A spec is a flat dataclass of JSON-able fields (data, model, text table of S, training); it is
+checked on creation by ``from_dict`` / ``validate``, and ``resolved()`` fills in the sizes left to
+the preset. ``hetskel.experiment`` turns it into data, a pretrainer and a run folder (and
+re-exports every name here: ``from hetskel.experiment import PretrainSpec`` works too).
+
+Sizes. The ``paper`` preset is the paper's network (d=1024, T=64, lifter width 1024). ``small`` and
+``tiny`` run SynHet on a CPU: T=32 and a 256-wide lifter (the 1024-wide lifter on 2x32 frames per
+clip and K+1=4 views costs more than the whole small encoder). ``PretrainSpec()`` is the CPU
+default: 2000 SynHet clips, ``small``, 20 epochs of batch 128.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from hetskel.hetero.prompts import MODES
+from hetskel.layouts import LayoutError, get_layout
+from hetskel.model.augment import AugmentConfig
+from hetskel.model.encoder import EncoderConfig, get_preset, list_presets
+from hetskel.train_config import TrainConfig
+
+HETERO, CLASSIC = ("J", "C", "S"), ("J", "M", "B")
+TEXT_SOURCES = ("auto", "cache", "openclip", "random", "user")
+
+
+@dataclass
+class PretrainSpec:
+    """Everything a pretraining run depends on (JSON-able; ``from_dict`` checks names and types).
+
+    Data: ``dataset`` ``"synhet"`` (generated in memory: ``num_samples``, ``data_seed``, extra
+    ``SynHetConfig`` fields in ``synhet``) or ``"pyskl"`` (``paths`` ``{layout: file}``, e.g.
+    ``{"ntu25": "ntu60_3danno.pkl", "coco17": "ntu60_hrnet.pkl"}``; either may be absent). Splits
+    ``<split>_train`` / ``<split>_val``, or ``splits = [train, val]`` names (FineGYM: train, val).
+    Model: ``modalities`` any of J, C, S (heterogeneous: ``HeteroProcessor``) or of J, M, B with
+    M or B (UmURL's classic modalities of the 3D source); ``preset`` + ``encoder`` overrides;
+    ``num_frames`` None = the preset's; ``lifter_width`` None = 1024 for ``paper``, else 256.
+    Text table of S: ``text_source`` (``hetskel.hetero.semantic.text_table``), a user
+    ``text_table`` file, ``text_cache`` ``"default"`` | ``""`` (memory only) | a path.
+    Training: ``TrainConfig`` fields here, any other ones in ``train``; ``augment`` overrides
+    ``AugmentConfig``.
+    """
+
+    dataset: str = "synhet"
+    paths: dict = field(default_factory=dict)
+    num_samples: int = 2000
+    data_seed: int = 0
+    synhet: dict = field(default_factory=dict)
+    split: str = "xsub"
+    splits: list | None = None
+    num_frames: int | None = None
+    max_persons: int = 2
+    modalities: str = "J,C,S"
+    preset: str = "small"
+    encoder: dict = field(default_factory=dict)
+    prompt_mode: str = "prompt"
+    use_lifter: bool = True
+    semantic: str = "words"
+    lifter_width: int | None = None
+    text_source: str = "auto"
+    text_table: str = ""
+    text_cache: str = "default"
+    lambda_: float = 5.0
+    augment: dict = field(default_factory=dict)
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float = 5e-4
+    weight_decay: float = 1e-5
+    seed: int = 0
+    device: str = "auto"
+    amp: str = "auto"
+    save_every: int = 0
+    train: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if isinstance(self.modalities, (list, tuple)):  # ["J", "C"] is "J,C"
+            self.modalities = ",".join(map(str, self.modalities))
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> PretrainSpec:
+        if not isinstance(d, Mapping):
+            raise TypeError(f"PretrainSpec.from_dict expects a dict, got {type(d).__name__}")
+        unknown = sorted(set(d) - set(cls.field_names()))
+        if unknown:
+            raise ValueError(f"unknown PretrainSpec key(s) {unknown}; valid keys: {', '.join(cls.field_names())}")
+        return cls(**dict(d)).validate()
+
+    def to_dict(self) -> dict:
+        return copy.deepcopy(dataclasses.asdict(self))
+
+    @property
+    def modality_list(self) -> tuple[str, ...]:
+        return tuple(m.strip().upper() for m in str(self.modalities).split(",") if m.strip())
+
+    @property
+    def classic(self) -> bool:
+        """J/M/B (UmURL) rather than J/C/S: chosen as soon as M or B is asked for."""
+        return bool({"M", "B"} & set(self.modality_list))
+
+    def encoder_config(self) -> EncoderConfig:
+        over = dict(self.encoder)
+        if self.num_frames is not None:
+            over["num_frames"] = self.num_frames
+        return get_preset(self.preset, **over)
+
+    def split_names(self) -> tuple[str, str]:
+        return tuple(self.splits) if self.splits else (f"{self.split}_train", f"{self.split}_val")
+
+    def train_config(self, progress: bool = False) -> TrainConfig:
+        base = dict(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
+                    seed=self.seed, device=self.device, amp=self.amp, save_every=self.save_every, progress=progress)
+        clash = sorted(set(base) & set(self.train))
+        if clash:
+            raise ValueError(f"PretrainSpec.train repeats {clash}; set them as PretrainSpec fields")
+        return TrainConfig.from_dict({**base, **self.train})
+
+    def source_layouts(self) -> dict[str, str]:
+        """``{source key in the batches: layout}``: SynHet's ntu25 + coco17, or the ``paths`` keys."""
+        return {"ntu25": "ntu25", "coco17": "coco17"} if self.dataset == "synhet" else {k: k for k in self.paths}
+
+    def resolved(self) -> PretrainSpec:
+        """A validated copy with ``num_frames`` and ``lifter_width`` filled in (what runs store)."""
+        s = copy.deepcopy(self)
+        s.modalities = ",".join(self.modality_list)
+        s.num_frames = self.encoder_config().num_frames
+        if s.lifter_width is None:
+            s.lifter_width = 1024 if self.preset == "paper" else 256
+        return s.validate()
+
+    def validate(self) -> PretrainSpec:
+        def bad(name, why):
+            return ValueError(f"PretrainSpec.{name}: {why}, got {getattr(self, name)!r}")
+        for f in dataclasses.fields(self):  # types of the defaults (bools are not numbers)
+            v, d = getattr(self, f.name), f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            if d is None:
+                ok = v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 2) or (
+                    f.name == "splits" and isinstance(v, (list, tuple)) and len(v) == 2)
+            else:
+                want = (int, float) if type(d) is float else type(d)
+                ok = isinstance(v, want) and (type(d) is bool or not isinstance(v, bool))
+            if not ok:
+                raise bad(f.name, f"must be a {type(d).__name__}" if d is not None else
+                          "must be None or [train split, val split]" if f.name == "splits" else
+                          "must be None or an integer >= 2")
+        choices = {"dataset": ("synhet", "pyskl"), "preset": tuple(list_presets()), "prompt_mode": MODES,
+                   "semantic": ("words", "numeric"), "text_source": TEXT_SOURCES}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise bad(name, f"must be one of {allowed}")
+        if self.dataset == "pyskl" and not self.paths:
+            raise bad("paths", "dataset 'pyskl' needs paths, e.g. {'ntu25': 3D file, 'coco17': 2D file}")
+        for k in self.paths:
+            try:
+                get_layout(k)
+            except LayoutError:
+                raise bad("paths", f"key {k!r} is not a layout name (use e.g. 'ntu25', 'coco17')") from None
+        mods = self.modality_list
+        if not mods or len(set(mods)) != len(mods) or set(mods) - set(CLASSIC if self.classic else HETERO):
+            raise bad("modalities", "must be distinct names from J, C, S (heterogeneous) or from J, M, B "
+                      "(classic UmURL), e.g. 'J,C,S', 'C', 'J,M,B'")
+        if self.max_persons < 1 or self.num_samples < 4 or self.epochs < 1 or self.batch_size < 2:
+            raise ValueError("PretrainSpec: need max_persons >= 1, num_samples >= 4, epochs >= 1, batch_size >= 2")
+        bad_aug = sorted(set(self.augment) - {f.name for f in dataclasses.fields(AugmentConfig)})
+        if bad_aug:
+            raise bad("augment", f"unknown AugmentConfig key(s) {bad_aug}")
+        self.encoder_config()  # unknown encoder keys / bad sizes raise here
+        self.plan(self.source_layouts())  # a modality without the data it needs raises here
+        self.train_config()
+        return self
+
+    def plan(self, layouts: Mapping[str, str]) -> dict[str, str]:
+        """``{"J": 3D layout, "C": 2D layout}`` the modalities need from the sources ``layouts``
+        (``{key: layout}``). S is computed from J when J is used, else from C when C is used (so
+        "C,S" needs 2D data only), else (S alone) from the 3D source if there is one."""
+        three = [l for l in layouts.values() if get_layout(l).dims == 3]
+        two = [l for l in layouts.values() if get_layout(l).dims == 2]
+        mods = set(self.modality_list)
+        want = {"J"} if self.classic else (mods - {"S"}) or {"J" if three else "C"}
+        plan = {}
+        for k, pool, kind in (("J", three, "3D"), ("C", two, "2D")):
+            if k in want:
+                if not pool:
+                    raise ValueError(f"PretrainSpec: modality {k} needs a {kind} source; the data has "
+                                     f"{dict(layouts)} (set paths for a {kind} file or drop {k})")
+                plan[k] = pool[0]
+        return plan
+
+
+# CI size, shared by notebooks 04, 05 and 07 (smoke = True): a tiny SynHet pretraining of ~180 steps
+# (~50 s on one CPU core) that runs every part of the real path. Two choices differ from the paper's
+# schedule because 180 steps are not 451 epochs: lr 2e-3 (5e-4 barely moves the network in so few
+# steps; 1e-2 made the gain erratic: -1 to +7 points over seeds 0-7 after 60 steps) and joint
+# corruption of 20% of the joints instead of UmURL's 60%. Measured with tools/smoke_gain_study.py
+# (one thread; linear probe of 150 epochs, pretrained minus untrained network, same seed):
+# seed 0 +4.1 points; seeds 0-15 mean +4.4 (sd 3.2), above zero for 14 of 16 (seed 13 +0.0,
+# seed 11 -1.1): some SynHet draws leave little for 180 steps to find. 1-NN: mean +4.2, 13 of 16.
+SMOKE = dict(dataset="synhet", paths={}, num_samples=400, preset="tiny", num_frames=None, lifter_width=64,
+             epochs=30, batch_size=32, lr=2e-3, save_every=0, augment={"corrupt_fraction": 0.2})
+
+
+def smoke_spec(base: PretrainSpec | None = None, **overrides) -> PretrainSpec:
+    """``base`` (default ``PretrainSpec()``) at CI size (``SMOKE``), then ``overrides``; the
+    modalities and processor choices of ``base`` are kept."""
+    return PretrainSpec.from_dict({**(base or PretrainSpec()).to_dict(), **SMOKE, **overrides})

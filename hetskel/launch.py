@@ -7,6 +7,7 @@ single-process run, DDP set up from ``RANK``/``WORLD_SIZE`` (gloo on CPU, NCCL o
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -50,7 +51,8 @@ def launch_torchrun(desc: dict, nproc: int, overwrite: bool = False, progress: b
         print("launching:", " ".join(cmd), flush=True)
         proc = subprocess.Popen(cmd, cwd=str(project_root()), env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
-        watchdog = threading.Timer(timeout, proc.kill) if timeout else None
+        timed_out = threading.Event()
+        watchdog = threading.Timer(timeout, _stop_tree, (proc, timed_out)) if timeout else None
         if watchdog:
             watchdog.start()
         tail: list[str] = []
@@ -64,5 +66,41 @@ def launch_torchrun(desc: dict, nproc: int, overwrite: bool = False, progress: b
             if watchdog:
                 watchdog.cancel()
     if rc != 0:
-        why = f"killed after {timeout} s" if rc < 0 and timeout else f"exited with code {rc}"
+        why = f"killed after {timeout} s" if timed_out.is_set() else f"exited with code {rc}"
         raise RuntimeError(f"torchrun {why}; last output:\n{''.join(tail)}")
+
+
+def _descendants(pid: int) -> list[int]:
+    """Process ids below ``pid`` (Linux ``/proc``; elsewhere none are found)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # exited meanwhile
+            continue
+        ppid = int(text[text.rindex(")") + 2:].split()[1])  # after "pid (comm) state"
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        out += kids
+        todo += kids
+    return out
+
+
+def _stop_tree(proc: subprocess.Popen, stopped: threading.Event, grace: float = 10.0) -> None:
+    """Stop torchrun and its ranks. The ranks run in sessions of their own (torchrun starts them so),
+    hold the output pipe and would outlive a killed torchrun: list them first, ask torchrun to stop
+    them (SIGTERM, which its agent forwards), then SIGKILL whatever is left after ``grace`` seconds."""
+    stopped.set()
+    below = _descendants(proc.pid)
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    for pid in below:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:  # already stopped by torchrun
+            pass

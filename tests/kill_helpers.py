@@ -25,3 +25,21 @@ def sigkill_when_ready(cmd: list[str], env: dict, cwd, ready: Path, timeout: flo
         proc.kill()
         proc.communicate()
     assert proc.returncode == -signal.SIGKILL
+
+
+def hanging_builder(pid_dir: str):
+    """A ``hetskel.train`` builder (``"kill_helpers:hanging_builder"``) that records its process id
+    in ``pid_dir`` and then hangs, standing in for a rank stuck in a collective."""
+    import time
+
+    Path(pid_dir, str(os.getpid())).write_text("")
+    time.sleep(600)
+
+
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie (Linux ``/proc``)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return "\nState:\tZ" not in status

@@ -319,8 +319,9 @@ def _names(class_names, c: int) -> list[str]:
 
 
 def confusion_figure(confusion, class_names=None, normalize: bool = True, title: str = "Confusion matrix"):
-    """Heat map of a ``(C, C)`` confusion matrix (rows true, columns predicted); rows normalised to %."""
-    import matplotlib.pyplot as plt
+    """Heat map of a ``(C, C)`` confusion matrix (rows true, columns predicted); rows normalised to %.
+    A plain ``Figure``, not pyplot's: a notebook shows it once, where it asks."""
+    from matplotlib.figure import Figure
 
     conf = np.asarray(confusion, dtype=np.float64)
     c = conf.shape[0]
@@ -328,7 +329,8 @@ def confusion_figure(confusion, class_names=None, normalize: bool = True, title:
     if normalize:
         conf = 100.0 * conf / np.maximum(conf.sum(1, keepdims=True), 1)
     size = min(4 + 0.22 * c, 18)
-    fig, ax = plt.subplots(figsize=(size, size))
+    fig = Figure(figsize=(size, size), layout="tight")
+    ax = fig.subplots()
     im = ax.imshow(conf, cmap="Blues", vmin=0, vmax=100 if normalize else None)
     fig.colorbar(im, ax=ax, fraction=0.046, label="% of true class" if normalize else "count")
     step = max(1, c // 60)  # label every class up to 60, then every step-th
@@ -338,20 +340,21 @@ def confusion_figure(confusion, class_names=None, normalize: bool = True, title:
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
-    fig.tight_layout()
     return fig
 
 
 def per_class_figure(per_class_acc, class_names=None, sort: bool = True, title: str = "Per-class top-1 (%)"):
-    """Horizontal bars of per-class accuracy (%), worst first when ``sort``; NaN classes are skipped."""
-    import matplotlib.pyplot as plt
+    """Horizontal bars of per-class accuracy (%), worst first when ``sort``; NaN classes are skipped.
+    A plain ``Figure``, not pyplot's."""
+    from matplotlib.figure import Figure
 
     acc = np.asarray(per_class_acc, dtype=np.float64)
     names = _names(class_names, len(acc))
     keep = np.flatnonzero(~np.isnan(acc))
     if sort:
         keep = keep[np.argsort(acc[keep], kind="stable")]
-    fig, ax = plt.subplots(figsize=(7, max(2.5, 0.18 * len(keep) + 1)))
+    fig = Figure(figsize=(7, max(2.5, 0.18 * len(keep) + 1)), layout="tight")
+    ax = fig.subplots()
     ax.barh(np.arange(len(keep)), acc[keep], color="tab:blue")
     ax.set_yticks(np.arange(len(keep)), [names[i] for i in keep], fontsize=7)
     ax.set_xlim(0, 100)
@@ -360,5 +363,4 @@ def per_class_figure(per_class_acc, class_names=None, sort: bool = True, title: 
     ax.axvline(mean, color="k", ls="--", lw=1, label=f"mean {mean:.1f}")
     ax.legend(loc="lower right")
     ax.set_title(title)
-    fig.tight_layout()
     return fig

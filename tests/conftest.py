@@ -30,3 +30,14 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def user_word_table(tmp_path_factory) -> Path:
+    """A user word table (7 words x 8 dims, ``.npy``): the S modality reads it, so no open_clip text
+    tower is built (that would cost more than a tiny test's whole pretraining)."""
+    import numpy as np
+
+    path = tmp_path_factory.mktemp("words") / "table.npy"
+    np.save(path, np.random.default_rng(0).normal(size=(7, 8)).astype(np.float32))
+    return path

@@ -3,7 +3,6 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -17,12 +16,10 @@ TINY = dict(num_samples=48, preset="tiny", num_frames=8, lifter_width=16, epochs
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    table = tmp_path_factory.mktemp("words") / "table.npy"  # a user word table: no text tower is built
-    np.save(table, np.random.default_rng(0).normal(size=(7, 8)).astype(np.float32))
+def base(user_word_table):
     n = torch.get_num_threads()
     torch.set_num_threads(1)  # shared 2-core machine
-    yield {**TINY, "text_table": str(table), "text_source": "user"}
+    yield {**TINY, "text_table": str(user_word_table), "text_source": "user"}
     torch.set_num_threads(n)
 
 

@@ -2,7 +2,6 @@
 import json
 import os
 
-import numpy as np
 import pytest
 import torch
 
@@ -36,10 +35,8 @@ def tiny(**kw) -> PretrainSpec:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _setup(tmp_path_factory):
-    table = tmp_path_factory.mktemp("words") / "table.npy"
-    np.save(table, np.random.default_rng(0).normal(size=(7, 8)).astype(np.float32))
-    TINY["text_table"] = str(table)
+def _setup(user_word_table):
+    TINY["text_table"] = str(user_word_table)
     n = torch.get_num_threads()
     torch.set_num_threads(1)  # a shared 2-core machine: oversubscribed threads only spin
     yield

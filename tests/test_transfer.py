@@ -25,12 +25,10 @@ TINY = dict(num_samples=48, preset="tiny", num_frames=8, lifter_width=16, device
 
 
 @pytest.fixture(scope="module")
-def pretrainer(tmp_path_factory):
-    table = tmp_path_factory.mktemp("words") / "table.npy"  # a user word table: no text tower to build
-    np.save(table, np.random.default_rng(0).normal(size=(7, 8)).astype(np.float32))
+def pretrainer(user_word_table):
     n = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield build_pretrainer(PretrainSpec.from_dict({**TINY, "text_table": str(table)}))
+    yield build_pretrainer(PretrainSpec.from_dict({**TINY, "text_table": str(user_word_table)}))
     torch.set_num_threads(n)
 
 

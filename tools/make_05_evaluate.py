@@ -59,7 +59,6 @@ progress = True
 """),
     code("""
 %matplotlib inline
-import matplotlib.pyplot as plt
 import torch
 
 from hetskel import experiment
@@ -129,13 +128,11 @@ Kinect's hand tips and thumbs: the heterogeneous model sees both.
     code("""
 fig = per_class_figure(list(res["per_class_acc"].values()), res["class_names"],
                        title=f"linear probe per class ({spec.dataset}, {','.join(spec.modality_list)})")
-plt.close(fig)  # shown once, below
 save_figure(fig, "05_per_class", figdir)
 fig
 """),
     code("""
 fig = confusion_figure(res["confusion"], res["class_names"], title="linear probe confusion (% of true class)")
-plt.close(fig)  # shown once, below
 save_figure(fig, "05_confusion", figdir)
 fig
 """),

@@ -43,7 +43,7 @@ def one_seed(seed: int, overrides: dict, probe_epochs: int) -> dict:
         net, spec = experiment.load_pretrained(run.run_dir, device="cpu")
         train_ds, val_ds = experiment.load_data(spec)
         res = evaluate_pretrained(net, train_ds, val_ds, probe_epochs=probe_epochs, semi_fractions=())
-    return {"seed": seed, "steps": len(run.epochs) and run.epochs[-1].get("global_step", 0), "pretrain_s": pre_s,
+    return {"seed": seed, "steps": run.epochs[-1]["global_step"] if run.epochs else 0, "pretrain_s": pre_s,
             "total_s": time.perf_counter() - t0, "num_val": len(val_ds),
             "linear": res["linear_top1"], "linear_random": res["linear_top1_random_init"],
             "knn": res["knn_top1"], "knn_random": res["knn_top1_random_init"]}

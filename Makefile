@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m hetskel.demo
+	$(BIN)/python -m hetskel.runs.demo
 
 test: $(STAMP)
 	$(BIN)/python -c "from hetskel.runs import prepare_smoke; prepare_smoke()"

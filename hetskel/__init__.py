@@ -1,7 +1,7 @@
 """hetskel: heterogeneous skeleton-based action representation learning.
 
 Submodules are imported on use (``hetskel.layouts``, ``hetskel.data``, ``hetskel.hetero``,
-``hetskel.model``, ``hetskel.train``, ``hetskel.evaluate``, ``hetskel.viz``), so ``import hetskel``
+``hetskel.model``, ``hetskel.train``, ``hetskel.eval.protocols``, ``hetskel.viz``), so ``import hetskel``
 stays fast and never imports open_clip.
 """
 import importlib

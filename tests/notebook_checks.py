@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from hetskel.runs import notebook_parameters
+from hetskel.runs.grid import notebook_parameters
 from tools.nb import write_notebook
 
 PINS = ROOT / "tests" / "notebook_pins.json"

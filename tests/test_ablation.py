@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from hetskel import ablation
-from hetskel.experiment import PretrainSpec
-from hetskel.runs import notebook_parameters
+from hetskel.experiment.spec import PretrainSpec
+from hetskel.runs.grid import notebook_parameters
+from hetskel.studies import ablation
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(num_samples=48, preset="tiny", num_frames=8, lifter_width=16, epochs=1, batch_size=8, device="cpu",

@@ -8,8 +8,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from hetskel.data.arrays import (MSR_ACTION3D_CLASSES, MSR_CVPR12_LIST, MSR_TAR, UTD_MHAD_CLASSES, from_arrays,
-                                 load_msr_action3d, load_utd_mhad)
+from hetskel.data.arrays import (
+    MSR_ACTION3D_CLASSES,
+    MSR_CVPR12_LIST,
+    MSR_TAR,
+    UTD_MHAD_CLASSES,
+    from_arrays,
+    load_msr_action3d,
+    load_utd_mhad,
+)
 from hetskel.data.errors import DataError
 from hetskel.data.pyskl import load_pyskl, save_pyskl, summarize
 from hetskel.layouts import get_layout

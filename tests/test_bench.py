@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hetskel import bench
+from hetskel.bench import performance as bench
 from hetskel.io import save_json
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from hetskel.demo import DEMO_PARAMS, LINKS, _params_for, results_table
-from hetskel.runs import RunRecord, notebook_parameters
+from hetskel.runs.demo import DEMO_PARAMS, LINKS, _params_for, results_table
+from hetskel.runs.grid import RunRecord, notebook_parameters
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 

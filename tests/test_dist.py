@@ -1,4 +1,4 @@
-"""hetskel.dist: single-process identities, DistributedSampler-identical sharding, and a real
+"""hetskel.train.dist: single-process identities, DistributedSampler-identical sharding, and a real
 2-process DDP run (torchrun, gloo, CPU) whose losses and weights match one process on the same
 global batch because the loss uses all-gathered features."""
 import json
@@ -13,9 +13,9 @@ import torch
 from torch import nn
 from torch.utils.data import DistributedSampler
 
-from hetskel import dist
 from hetskel.io import load_checkpoint, read_jsonl
-from hetskel.train import main
+from hetskel.train import dist
+from hetskel.train.loop import main
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

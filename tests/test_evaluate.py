@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from hetskel.evaluate import (
+from hetskel.eval.protocols import (
     balanced_subset,
     confusion_figure,
     extract_features,

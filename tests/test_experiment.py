@@ -6,23 +6,22 @@ import pytest
 import torch
 
 from hetskel.data.errors import DataError
-from hetskel.experiment import (
+from hetskel.eval.pretrained import evaluate_pretrained, probe_batch_size
+from hetskel.experiment.pretrain import (
     BUILDER,
-    PretrainSpec,
     build_pretrainer,
-    evaluate_pretrained,
     load_data,
     load_pretrained,
     pretrain,
-    probe_batch_size,
     read_pretrain_run,
     run_description,
     table_banner,
     table_origin,
-    torchrun_command,
 )
+from hetskel.experiment.spec import PretrainSpec
 from hetskel.io import RunDirExists, load_checkpoint, read_jsonl
-from hetskel.train import resolve_builder
+from hetskel.train.config import resolve_builder
+from hetskel.train.launch import torchrun_command
 
 # a tiny network and a SynHet draw small enough for seconds on a CPU; the S words read a small user
 # table (building open_clip's random text tower would cost more than the whole test)
@@ -142,7 +141,8 @@ def test_load_pretrained_round_trip(run):
 def test_evaluate_pretrained_keys(run):
     p, spec = load_pretrained(run.run_dir)
     tr, va = load_data(spec)
-    res = evaluate_pretrained(p, tr, va, probe_epochs=3, semi_fractions=(0.1,), semi_seeds=(0, 1), semi_epochs=1)
+    res = evaluate_pretrained(p, tr, va, probe_epochs=3, semi_fractions=(0.1,), semi_seeds=(0, 1), semi_epochs=1,
+                              untrained=build_pretrainer(spec))
     for k in ("linear_top1", "linear_top1_best", "linear_top1_random_init", "knn_top1", "knn_top1_random_init",
               "semi_10pct_mean", "semi_10pct_std", "semi_10pct_per_seed"):
         assert 0.0 <= res[k] <= 100.0 if not isinstance(res[k], list) else len(res[k]) == 2, k
@@ -206,7 +206,7 @@ def test_builder_rejects_other_runs(tmp_path):
 
 def test_features_need_a_pretrained_modality(run):
     """Features use the pretrained modalities a batch has; none of them is a DataError."""
-    from hetskel.experiment import Features
+    from hetskel.eval.pretrained import Features
 
     p, spec = load_pretrained(run.run_dir)
     (va,) = load_data(spec, which=("val",))

@@ -43,9 +43,8 @@ from hetskel.layouts import (
 )
 from hetskel.model.augment import AugmentConfig
 from hetskel.model.encoder import EncoderConfig, get_preset
-from hetskel.train import main as train_main
-from hetskel.train import register_builder
-from hetskel.train_config import TrainConfig
+from hetskel.train.config import TrainConfig, register_builder
+from hetskel.train.loop import main as train_main
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_ERRORS = (TypeError, ValueError)  # DataError and LayoutError are ValueErrors
@@ -339,7 +338,7 @@ def test_lifter_config_bad_values_name_the_field(field, value):
 
 # ============================================================================ PretrainSpec (hetskel.experiment)
 try:  # written concurrently by a colleague: skip (with the reason) rather than fail while it is absent
-    from hetskel.experiment import PretrainSpec
+    from hetskel.experiment.spec import PretrainSpec
     SPEC_FIELDS = [f.name for f in dataclasses.fields(PretrainSpec)]
     SPEC_HINTS = get_type_hints(PretrainSpec)
 except ImportError as _e:
@@ -506,7 +505,7 @@ def test_data_cli_bad_arguments_exit_2(capsys):
 
 # ============================================================================ hetskel.runs grid files
 def _grid(tmp_path, text):
-    from hetskel.runs import main as runs_main
+    from hetskel.runs.grid import main as runs_main
 
     (tmp_path / "grid.yaml").write_text(text)
     return lambda: runs_main([str(tmp_path / "nb.ipynb"), "--grid", str(tmp_path / "grid.yaml")])

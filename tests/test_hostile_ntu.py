@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from hetskel.data.errors import DataError
-from hetskel.data.ntu import EmptySkeletonError, convert_ntu, read_skeleton
+from hetskel.data.ntu import EmptySkeletonError, read_skeleton
+from hetskel.data.ntu_convert import convert_ntu
 
 NAME = "S001C001P001R001A001"
 

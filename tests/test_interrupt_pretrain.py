@@ -1,6 +1,6 @@
 """Interrupted and failing runs of the REAL pretraining objective (``Pretrainer`` around
 ``HeteroProcessor`` J+C+S, ``tiny`` encoder, lifter, prompts, word table of S), built by
-``hetskel.experiment:build_from_spec`` from a tiny SynHet draw, on the CPU.
+``hetskel.experiment.pretrain:build_from_spec`` from a tiny SynHet draw, on the CPU.
 
 - ``python -m hetskel.train --config run.json`` killed with SIGKILL mid-epoch after a checkpoint,
   then resumed, ends with the weights of an uninterrupted run (atol 1e-6), the same loss curve, and
@@ -33,9 +33,9 @@ experiment = pytest.importorskip("hetskel.experiment", reason="hetskel.experimen
 
 from kill_helpers import sigkill_when_ready
 
-from hetskel.dist import epoch_shard
 from hetskel.io import read_jsonl
-from hetskel.train import NonFiniteLossError, main, train
+from hetskel.train.dist import epoch_shard
+from hetskel.train.loop import NonFiniteLossError, main, train
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS_PER_EPOCH, EPOCHS = 3, 2          # 27 x-sub training clips of 60 SynHet samples / batch 8
@@ -218,7 +218,7 @@ def test_resume_removes_torn_temporary_files(killed_while_saving, reference):
 
 
 def test_only_the_kits_own_temporary_files_are_removed(tmp_path):
-    from hetskel.train_state import remove_torn_temporaries
+    from hetskel.train.state import remove_torn_temporaries
 
     torn = ["latest.pt.tmp123", "epoch_0003.pt.tmp9", "config.json.tmp77", "metrics.jsonl.tmp5"]
     kept = ["notes.tmp1", "latest.pt.tmpX", "latest.pt.tmp", "mine.pt.tmp12", "latest.pt", "epoch_x.pt.tmp3"]

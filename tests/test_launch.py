@@ -1,4 +1,4 @@
-"""hetskel.launch: a torchrun launch that outlives its timeout is killed with all its ranks."""
+"""hetskel.train.launch: a torchrun launch that outlives its timeout is killed with all its ranks."""
 from __future__ import annotations
 
 import os
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from kill_helpers import alive
 
-from hetskel.launch import launch_torchrun, resolve_devices
+from hetskel.train.launch import launch_torchrun, resolve_devices
 
 HERE = Path(__file__).resolve().parent
 

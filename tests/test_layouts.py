@@ -2,8 +2,20 @@ import numpy as np
 import pytest
 import torch
 
-from hetskel.layouts import (COMMON, FACE, HANDS_FEET, Layout, LayoutError, convert, get_layout, list_layouts,
-                             register_joints, register_layout, unify, unregister_layout)
+from hetskel.layouts import (
+    COMMON,
+    FACE,
+    HANDS_FEET,
+    Layout,
+    LayoutError,
+    convert,
+    get_layout,
+    list_layouts,
+    register_joints,
+    register_layout,
+    unify,
+    unregister_layout,
+)
 
 
 def test_builtin_layouts_are_registered():

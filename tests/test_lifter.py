@@ -7,21 +7,23 @@ import torch
 from hetskel.data.errors import DataError
 from hetskel.hetero.lifter import (
     Lifter,
-    LifterConfig,
     add_spine,
-    baselines,
-    load_lifter,
     mpjpe,
     pa_mpjpe,
     pose_frame,
     procrustes_align,
     reconstruction_loss,
-    save_lifter,
     shared_joints,
     spine_layout,
-    train_lifter,
     trajectory,
     with_trajectory,
+)
+from hetskel.hetero.lifter_train import (
+    LifterConfig,
+    baselines,
+    load_lifter,
+    save_lifter,
+    train_lifter,
 )
 from hetskel.layouts import convert, get_layout
 
@@ -241,7 +243,7 @@ def test_train_lifter_rejects_bad_pairs():
 
 def test_baselines_fit_image_axes():
     x2, x3 = synthetic_pairs(8, T=6)
-    from hetskel.hetero.lifter import _frames
+    from hetskel.hetero.lifter_train import _frames
     cfg = LifterConfig()
     fr = _frames((x2, x3), cfg, "pairs")
     fns = baselines(fr, "coco20", "ntu25")

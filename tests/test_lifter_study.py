@@ -1,15 +1,15 @@
-"""hetskel.lifter_study (the lifter notebook's helpers), lifter_train's additions, the notebook and its pins."""
+"""hetskel.studies.lifter (the lifter notebook's helpers), lifter_train's additions, the notebook and its pins."""
 import numpy as np
 import pytest
 import torch
 from matplotlib.figure import Figure
 from notebook_checks import assert_notebook_conventions, checked_pins
 
-from hetskel import lifter_study as ls
 from hetskel.data import synhet
 from hetskel.data.errors import DataError
 from hetskel.hetero.lifter import lifter_for
 from hetskel.hetero.lifter_train import LifterConfig, evaluate_lifter, train_lifter
+from hetskel.studies import lifter as ls
 
 TINY = LifterConfig(width=32, epochs=2, batch_size=256, frame_stride=2, dropout=0.1)
 

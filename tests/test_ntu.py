@@ -6,24 +6,26 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hetskel.bench_ntu import naive_parse, ntu_parse_speedup
+from hetskel.bench.ntu_reader import naive_parse, ntu_parse_speedup
 from hetskel.data.errors import DataError
 from hetskel.data.ntu import (
+    _careful_walk,
+    _fast_walk,
+    motion_energy,
+    read_skeleton,
+    select_bodies,
+)
+from hetskel.data.ntu_convert import convert_ntu
+from hetskel.data.ntu_meta import (
     NTU60_CLASSES,
     NTU120_CLASSES,
     XSUB_TRAIN_60,
     XSUB_TRAIN_120,
-    _careful_walk,
-    _fast_walk,
     class_names,
-    convert_ntu,
     detect_dataset,
     missing_samples,
-    motion_energy,
     ntu_split,
     parse_name,
-    read_skeleton,
-    select_bodies,
 )
 from hetskel.data.ntu_text import Tokens, tokenize
 from hetskel.data.pyskl import load_pyskl

@@ -3,7 +3,12 @@ import numpy as np
 import pytest
 
 from hetskel.data.errors import DataError
-from hetskel.data.pku import load_pku_mmd, read_pku_labels, read_pku_skeleton, read_pku_split
+from hetskel.data.pku import (
+    load_pku_mmd,
+    read_pku_labels,
+    read_pku_skeleton,
+    read_pku_split,
+)
 from hetskel.data.pyskl import load_pyskl, save_pyskl, summarize
 
 # the official file: a header, one long comma-separated line, the misspelt header, another line

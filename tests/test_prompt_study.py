@@ -1,4 +1,4 @@
-"""hetskel.prompt_study / prompt_views (the prompts notebook's helpers), the notebook's generator and pins."""
+"""hetskel.studies.prompts / prompt_views (the prompts notebook's helpers), the notebook's generator and pins."""
 from __future__ import annotations
 
 import json
@@ -8,11 +8,11 @@ import pytest
 import torch
 from notebook_checks import assert_notebook_conventions, checked_pins
 
-from hetskel import prompt_study as ps
-from hetskel import prompt_views as pv
 from hetskel.data import synhet
 from hetskel.data.errors import DataError
 from hetskel.layouts import get_layout
+from hetskel.studies import prompt_views as pv
+from hetskel.studies import prompts as ps
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,16 @@ import numpy as np
 import pytest
 
 from hetskel.data.errors import DataError
-from hetskel.data.pyskl import (format_summary, guess_layout, load_pyskl, pair_by_frame_dir, save_pyskl,
-                                select_split, summarize, validate_pyskl)
+from hetskel.data.pyskl import (
+    format_summary,
+    guess_layout,
+    load_pyskl,
+    pair_by_frame_dir,
+    save_pyskl,
+    select_split,
+    summarize,
+    validate_pyskl,
+)
 
 PKL = "pyskl_coco17_custom16/ntu60_hrnet.pkl"
 

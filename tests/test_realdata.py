@@ -1,12 +1,18 @@
-"""hetskel.realdata: the supervised-from-scratch loop on a toy task, and the --quick benchmark on the
+"""hetskel.bench.realdata: the supervised-from-scratch loop on a toy task, and the --quick benchmark on the
 real UTD-MHAD / MSR Action3D files (skipped without ../shared/data)."""
 import json
 
 import torch
 from torch import nn
 
+from hetskel.bench.realdata import (
+    ROWS,
+    accuracy,
+    main,
+    markdown_table,
+    train_supervised,
+)
 from hetskel.data.batches import ArrayDataset
-from hetskel.realdata import ROWS, accuracy, main, markdown_table, train_supervised
 
 
 def _toy(n: int, seed: int) -> ArrayDataset:

@@ -12,7 +12,7 @@ from kill_helpers import sigkill_when_ready
 from torch import nn
 
 from hetskel.io import load_checkpoint, read_jsonl
-from hetskel.train import main
+from hetskel.train.loop import main
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

@@ -5,8 +5,15 @@ import sys
 
 import pytest
 
-from hetskel.runs import (GridResult, RunRecord, check_parameters, expand_grid, notebook_parameters, parse_value,
-                          run_grid)
+from hetskel.runs.grid import (
+    GridResult,
+    RunRecord,
+    check_parameters,
+    expand_grid,
+    notebook_parameters,
+    parse_value,
+    run_grid,
+)
 from tools.nb import code, params, write_notebook
 
 

@@ -4,8 +4,15 @@ import torch
 
 from hetskel.data.errors import DataError
 from hetskel.hetero import semantic
-from hetskel.hetero.semantic import (WORDS, SemanticConfig, SemanticEncoder, motion_words, numeric_motion,
-                                     text_table, vocabulary)
+from hetskel.hetero.semantic import (
+    WORDS,
+    SemanticConfig,
+    SemanticEncoder,
+    motion_words,
+    numeric_motion,
+    text_table,
+    vocabulary,
+)
 
 
 def _names(idx, cfg=None):

@@ -1,14 +1,14 @@
-"""hetskel.semantic_study (the semantic-motion notebook's helpers), the notebook and its pins."""
+"""hetskel.studies.semantic (the semantic-motion notebook's helpers), the notebook and its pins."""
 import numpy as np
 import pytest
 import torch
 from matplotlib.figure import Figure
 from notebook_checks import assert_notebook_conventions, checked_pins
 
-from hetskel import semantic_study as sem
 from hetskel.data import synhet
 from hetskel.hetero.lifter import pose_frame
 from hetskel.hetero.semantic import SemanticConfig, motion_words, vocabulary
+from hetskel.studies import semantic as sem
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is fastest (conftest)
 

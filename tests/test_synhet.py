@@ -5,8 +5,15 @@ import numpy as np
 import pytest
 
 from hetskel.data.errors import DataError
-from hetskel.data.synhet import (CLASS_GROUPS, XSUB_TRAIN_SUBJECTS, SynHetConfig, class_group, class_names,
-                                 generate, save_synhet)
+from hetskel.data.synhet import (
+    XSUB_TRAIN_SUBJECTS,
+    SynHetConfig,
+    class_group,
+    class_names,
+    generate,
+    save_synhet,
+)
+from hetskel.data.synhet_motions import CLASS_GROUPS
 from hetskel.layouts import convert, get_layout
 
 NTU, COCO = get_layout("ntu25"), get_layout("coco17")

@@ -1,12 +1,12 @@
-"""hetskel.tour (the data-tour notebook's helpers) and the notebook's generator and pins."""
+"""hetskel.studies.tour (the data-tour notebook's helpers) and the notebook's generator and pins."""
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
 from notebook_checks import assert_notebook_conventions, checked_pins
 
-from hetskel import tour
 from hetskel.data import synhet
 from hetskel.layouts import FACE, get_layout, list_layouts, unify
+from hetskel.studies import tour
 
 
 @pytest.fixture(scope="module")

@@ -8,15 +8,9 @@ import torch
 from torch import nn
 
 from hetskel.io import RunDirExists, load_checkpoint, read_jsonl
-from hetskel.train import (
-    NonFiniteLossError,
-    TrainConfig,
-    load_weights,
-    main,
-    read_run,
-    register_builder,
-    train,
-)
+from hetskel.train.config import TrainConfig, register_builder
+from hetskel.train.loop import NonFiniteLossError, main, train
+from hetskel.train.state import load_weights, read_run
 
 
 class Interrupt(Exception):

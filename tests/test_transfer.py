@@ -1,4 +1,4 @@
-"""hetskel.transfer: layout adaptation onto the pretrained sources, transfer protocols, targets."""
+"""hetskel.eval.transfer: layout adaptation onto the pretrained sources, transfer protocols, targets."""
 import numpy as np
 import pytest
 import torch
@@ -7,9 +7,7 @@ from hetskel.data.arrays import from_arrays
 from hetskel.data.batches import load_dataset
 from hetskel.data.errors import DataError
 from hetskel.data.pyskl import save_pyskl
-from hetskel.experiment import PretrainSpec, build_pretrainer
-from hetskel.layouts import convert, get_layout
-from hetskel.transfer import (
+from hetskel.eval.transfer import (
     adapt_dataset,
     comparison_figure,
     describe_plan,
@@ -19,6 +17,9 @@ from hetskel.transfer import (
     modalities_used,
     transfer_evaluate,
 )
+from hetskel.experiment.pretrain import build_pretrainer
+from hetskel.experiment.spec import PretrainSpec
+from hetskel.layouts import convert, get_layout
 
 TINY = dict(num_samples=48, preset="tiny", num_frames=8, lifter_width=16, device="cpu",
             encoder={"d_model": 16, "ff_dim": 16, "proj_dims": [16, 16]})
@@ -88,7 +89,7 @@ def test_adapt_dataset_values(pretrainer, fill):
 def test_transfer_3d_only_target(pretrainer):
     data = kinect_v1(n=32)
     tr, va = (load_dataset({"kinect20_utd": data}, split=s, num_frames=8) for s in ("xsub_train", "xsub_val"))
-    res = transfer_evaluate(pretrainer, tr, va, probe_epochs=2)
+    res = transfer_evaluate(pretrainer, tr, va, probe_epochs=2, untrained=build_pretrainer(pretrainer.spec))
     assert res["modalities_used"] == ["J", "S"]                       # no 2D source: C is absent
     for k in ("linear_top1", "linear_top1_best", "knn_top1", "linear_top1_random_init", "knn_top1_random_init"):
         assert 0.0 <= res[k] <= 100.0
@@ -111,7 +112,7 @@ def test_transfer_2d_only_target(pretrainer, tmp_path):
     tr, va = load_target(str(path), num_frames=8, splits=("train", "val"))
     assert (len(tr), len(va)) == (8, 4)
     assert modalities_used(pretrainer, tr) == ["C", "S"]
-    res = transfer_evaluate(pretrainer, tr, va, probe_epochs=1, random_init=False)
+    res = transfer_evaluate(pretrainer, tr, va, probe_epochs=1)
     assert "linear_top1_random_init" not in res and 0 <= res["knn_top1"] <= 100
 
 
@@ -124,12 +125,12 @@ def test_real_msr_action3d(shared_data, pretrainer):
     tr, va = load_target("msr_action3d", num_frames=8, root=shared_data)
     assert (len(tr), len(va), tr.num_classes) == (284, 273, 20) and tr.layouts == {"kinect20_msr": "kinect20_msr"}
     tr, va = tr.subset(range(0, len(tr), 8)), va.subset(range(0, len(va), 8))
-    res = transfer_evaluate(pretrainer, tr, va, probe_epochs=2, random_init=False)
+    res = transfer_evaluate(pretrainer, tr, va, probe_epochs=2)
     assert res["modalities_used"] == ["J", "S"] and res["adapted"]["kinect20_msr"]["to"] == "ntu25"
 
 
 def test_missing_shared_data_is_a_clear_error(monkeypatch):
-    import hetskel.transfer as t
+    import hetskel.eval.transfer as t
 
     monkeypatch.setattr(t, "shared_data_dir", lambda: None)
     with pytest.raises(FileNotFoundError, match="shared/data is absent"):

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from hetskel import viz
 from hetskel.io import save_figure
 from hetskel.layouts import convert, get_layout
+from hetskel.viz import skeleton as viz
 
 NTU = get_layout("ntu25")
 

@@ -69,8 +69,8 @@ from hetskel.data import synhet
 from hetskel.hetero.semantic import motion_words, text_table
 from hetskel.hetero.semantic import vocabulary as words_of
 from hetskel.io import make_run_dir, save_figure, save_json
-from hetskel.lifter_study import first_clip, split_rows
-from hetskel.tour import caption
+from hetskel.studies.lifter import first_clip, split_rows
+from hetskel.studies.tour import caption
 
 if smoke:  # CI: small enough for seconds on a CPU
     num_samples, num_frames, train_steps = 120, 32, 15

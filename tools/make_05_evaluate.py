@@ -62,7 +62,7 @@ progress = True
 import torch
 
 from hetskel import experiment
-from hetskel.evaluate import confusion_figure, per_class_figure
+from hetskel.eval.protocols import confusion_figure, per_class_figure
 from hetskel.io import make_run_dir, save_figure, save_json
 
 run_dir = make_run_dir(run_dir, "05_evaluate")

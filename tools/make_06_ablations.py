@@ -26,7 +26,7 @@ TRIAL_CELLS = [
     md("""
 # One ablation trial (run by 06_ablations)
 
-One grid point of notebook 06: pretrain the ablation `variant` (see `hetskel.ablation.VARIANTS`)
+One grid point of notebook 06: pretrain the ablation `variant` (see `hetskel.studies.ablation.VARIANTS`)
 on SynHet with `seed`, then the linear probe and 1-NN retrieval on the frozen encoder and the same
 probe on the untrained network. `hetskel.runs.run_grid` executes this notebook once per variant and
 seed and reads the `metrics.json` it writes.
@@ -34,7 +34,7 @@ seed and reads the `metrics.json` it writes.
     params("""
 smoke = False        # CI size: tiny pretraining (experiment.SMOKE), short probe
 run_dir = ""         # "" -> a new runs/trial/<time>/ folder (run_grid passes one)
-variant = "full"     # a name of hetskel.ablation.VARIANTS
+variant = "full"     # a name of hetskel.studies.ablation.VARIANTS
 seed = 0             # weights and SynHet draw
 preset = "tiny"
 num_samples = 1500
@@ -84,7 +84,7 @@ pretraining run), and a failing trial is recorded without stopping the grid.
 * **modalities**: J (3D Kinect joints), C (2D COCO keypoints), S (semantic motion), J+C;
 * **ours**: *anchored* prompts (a missing joint starts at its anchor joint, plus a learned
   offset) and one person per clip (M=1). Reducer-width and vocabulary variants enter only where
-  `PretrainSpec` exposes those knobs (`hetskel.ablation.OPTIONAL`).
+  `PretrainSpec` exposes those knobs (`hetskel.studies.ablation.OPTIONAL`).
 
 Every number is shown next to the same linear probe on the **untrained** network of the same spec
 and seed: on SynHet a random transformer is a strong baseline, and only the gap is learned.

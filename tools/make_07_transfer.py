@@ -34,7 +34,7 @@ other sensors in **other skeleton layouts**:
 
 Both real Kinect v1 sets use the standard cross-subject split: odd subjects train, even subjects test.
 
-**How a new layout meets the pretrained skeleton** (`hetskel.transfer`). Nothing is retrained: the
+**How a new layout meets the pretrained skeleton** (`hetskel.eval.transfer`). Nothing is retrained: the
 pretrained processor (pose frame, lifter, prompts, the semantic reducer of S) and encoder are used
 as they are. A Kinect v1 skeleton is re-indexed by joint name onto the pretrained 3D source
 (Kinect v2, `ntu25`): its 20 joints are all Kinect v2 joints. The 5 joints Kinect v1 lacks (neck,

@@ -19,8 +19,8 @@ import time
 import numpy as np
 import torch
 
-from hetskel import experiment
-from hetskel.transfer import evaluate_pretrained
+from hetskel.eval.pretrained import evaluate_pretrained
+from hetskel.experiment import pretrain as experiment
 
 
 def parse_sets(items: list[str]) -> dict:
@@ -42,7 +42,8 @@ def one_seed(seed: int, overrides: dict, probe_epochs: int) -> dict:
         pre_s = time.perf_counter() - t0
         net, spec = experiment.load_pretrained(run.run_dir, device="cpu")
         train_ds, val_ds = experiment.load_data(spec)
-        res = evaluate_pretrained(net, train_ds, val_ds, probe_epochs=probe_epochs, semi_fractions=())
+        res = evaluate_pretrained(net, train_ds, val_ds, probe_epochs=probe_epochs, semi_fractions=(),
+                                  untrained=experiment.build_pretrainer(spec))
     return {"seed": seed, "steps": run.epochs[-1]["global_step"] if run.epochs else 0, "pretrain_s": pre_s,
             "total_s": time.perf_counter() - t0, "num_val": len(val_ds),
             "linear": res["linear_top1"], "linear_random": res["linear_top1_random_init"],

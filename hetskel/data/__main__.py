@@ -20,7 +20,7 @@ USER_ERRORS = (DataError, FileNotFoundError, LayoutError)
 
 
 def _convert_ntu(args) -> int:
-    from hetskel.data.ntu import convert_ntu
+    from hetskel.data.ntu_convert import convert_ntu
 
     report = convert_ntu(args.src_dir, args.out, max_persons=args.max_persons, dataset=args.dataset,
                          workers=args.workers, progress=not args.no_progress, fields=args.fields,

@@ -16,8 +16,8 @@ numpy passes over the bytes instead of one ``float()`` per value), walks the fra
 per-line token table (O(frames) Python steps, the rest in bulk) and gathers all joint blocks with one
 index array. Anything irregular sends it to a line-by-line walk whose only job is to raise the precise
 ``DataError`` (file, line, frame, field). ~4x faster than a plain readline/float() parser
-(``python -m hetskel.bench_ntu``). Names, splits, class names, missing lists and ``convert_ntu`` live
-in ``hetskel.data.ntu_meta`` and are re-exported here.
+(``python -m hetskel.bench.ntu_reader``). Names, splits, class names and missing lists are in
+``hetskel.data.ntu_meta``; converting a folder to PYSKL in ``hetskel.data.ntu_convert``.
 
     >>> sk = read_skeleton("S001C001P001R001A001.skeleton")
     >>> sk.xyz.shape            # (B, T, 25, 3): B distinct body IDs in the file
@@ -31,19 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from hetskel.data.errors import DataError
-from hetskel.data.ntu_meta import (  # noqa: F401 - re-exported: callers import everything from here
-    NTU60_CLASSES,
-    NTU120_CLASSES,
-    PROTOCOLS,
-    XSUB_TRAIN_60,
-    XSUB_TRAIN_120,
-    XVIEW_TRAIN_CAMERAS,
-    ConvertReport,
-    class_names,
-    convert_ntu,
-    detect_dataset,
-    missing_samples,
-    ntu_split,
+from hetskel.data.ntu_meta import (
     parse_name,
 )
 from hetskel.data.ntu_text import Tokens, tokenize

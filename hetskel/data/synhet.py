@@ -40,8 +40,15 @@ import numpy as np
 
 from hetskel import config as _config
 from hetskel.data.errors import DataError
-from hetskel.data.synhet_motions import (CHANNELS, CLASS_GROUPS, MOTIONS, U30, forward_kinematics, idle,
-                                         sample_bodies)
+from hetskel.data.synhet_motions import (
+    CHANNELS,
+    CLASS_GROUPS,
+    MOTIONS,
+    U30,
+    forward_kinematics,
+    idle,
+    sample_bodies,
+)
 from hetskel.layouts import convert, get_layout
 
 XSUB_TRAIN_SUBJECTS = (1, 2, 4, 5, 8, 9, 13, 14, 15, 16, 17, 18, 19, 25, 27, 28, 31, 34, 35, 38)  # NTU-60

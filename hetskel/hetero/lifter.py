@@ -351,19 +351,3 @@ def pa_mpjpe(pred: Tensor, target: Tensor, valid: Tensor | None = None, per_fram
 
 
 # ---------------------------------------------------------------------------------------------
-# standalone training lives in hetskel.hetero.lifter_train; its names stay importable from here.
-# A lazy module __getattr__ (PEP 562), not an import at the bottom: lifter_train imports this module,
-# so an eager re-export would be circular whenever lifter_train is imported first.
-_TRAIN_NAMES = frozenset({"LifterConfig", "LifterResult", "train_lifter", "evaluate_lifter", "save_lifter",
-                          "load_lifter", "baselines", "_frames", "_pair_tensors", "_errors", "_predict"})
-
-
-def __getattr__(name: str):
-    if name in _TRAIN_NAMES:
-        from hetskel.hetero import lifter_train
-        return getattr(lifter_train, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | _TRAIN_NAMES)

@@ -32,8 +32,20 @@ import torch
 
 from hetskel import config as _config
 from hetskel.data.errors import DataError
-from hetskel.hetero.lifter import (ROOT, Lifter, add_spine, frame_valid, joint_present, lifter_for, mpjpe, pa_mpjpe,
-                                   pose_frame, reconstruction_loss, shared_joints, spine_layout)
+from hetskel.hetero.lifter import (
+    ROOT,
+    Lifter,
+    add_spine,
+    frame_valid,
+    joint_present,
+    lifter_for,
+    mpjpe,
+    pa_mpjpe,
+    pose_frame,
+    reconstruction_loss,
+    shared_joints,
+    spine_layout,
+)
 from hetskel.layouts import get_layout
 
 Tensor = torch.Tensor

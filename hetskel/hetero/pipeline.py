@@ -36,8 +36,18 @@ import torch
 import torch.nn as nn
 
 from hetskel.data.errors import DataError
-from hetskel.hetero.lifter import (PoseFrame, add_spine, frame_valid, joint_present, lifter_for, pose_frame,
-                                   reconstruction_loss, spine_layout, trajectory, with_trajectory)
+from hetskel.hetero.lifter import (
+    PoseFrame,
+    add_spine,
+    frame_valid,
+    joint_present,
+    lifter_for,
+    pose_frame,
+    reconstruction_loss,
+    spine_layout,
+    trajectory,
+    with_trajectory,
+)
 from hetskel.hetero.prompts import Unifier
 from hetskel.hetero.semantic import SemanticConfig, SemanticEncoder
 from hetskel.layouts import get_layout

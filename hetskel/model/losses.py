@@ -31,7 +31,7 @@ from typing import Mapping
 import torch
 import torch.nn.functional as F
 
-from hetskel import dist
+from hetskel.train import dist
 
 
 def off_diagonal(m: torch.Tensor) -> torch.Tensor:

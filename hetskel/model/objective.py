@@ -43,7 +43,6 @@ from typing import Mapping, Sequence
 import torch
 import torch.nn as nn
 
-from hetskel import dist
 from hetskel.data.errors import DataError
 from hetskel.layouts import get_layout
 from hetskel.model.augment import (
@@ -59,6 +58,7 @@ from hetskel.model.augment import (
 )
 from hetskel.model.encoder import UnifiedEncoder
 from hetskel.model.losses import umurl_loss
+from hetskel.train import dist
 
 Tensor = torch.Tensor
 

@@ -1,9 +1,9 @@
 """Real-data benchmark: UTD-MHAD (27 classes) and MSR Action3D (20 classes), each pretrained and
 evaluated in its own Kinect v1 layout through the custom-layout path.
 
-    python -m hetskel.realdata                       # both datasets, small preset, 30 epochs (~6-12 min on a shared CPU)
-    python -m hetskel.realdata --quick               # CI size (< 60 s)
-    python -m hetskel.realdata --datasets utd --epochs 60 --preset tiny
+    python -m hetskel.bench.realdata                       # both datasets, small preset, 30 epochs (~6-12 min on a shared CPU)
+    python -m hetskel.bench.realdata --quick               # CI size (< 60 s)
+    python -m hetskel.bench.realdata --datasets utd --epochs 60 --preset tiny
 
 Per dataset (read by ``hetskel.data.arrays``: UTD-MHAD all 861 clips; MSR Action3D real-world
 coordinates, the 557 files of the CVPR'12 list), split cross-subject: odd subjects train
@@ -44,16 +44,16 @@ from torch import nn
 
 from hetskel.data.arrays import load_msr_action3d, load_utd_mhad
 from hetskel.data.pyskl import save_pyskl
-from hetskel.experiment import (
-    PretrainSpec,
+from hetskel.eval.pretrained import Classifier, probe
+from hetskel.experiment.pretrain import (
     build_pretrainer,
     load_data,
     load_pretrained,
     pretrain,
     table_origin,
 )
+from hetskel.experiment.spec import PretrainSpec
 from hetskel.io import make_run_dir, save_json, shared_data_dir
-from hetskel.transfer import Classifier, probe
 
 # name -> (folder under shared/data, reader, layout, number of classes)
 DATASETS: dict[str, tuple[str, Callable[[Path], dict], str, int]] = {
@@ -244,7 +244,7 @@ def run_benchmark(datasets: Sequence[str] = ("utd", "msr"), out_dir=None, shared
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m hetskel.realdata", description=__doc__.split("\n\n")[0],
+    ap = argparse.ArgumentParser(prog="python -m hetskel.bench.realdata", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--datasets", nargs="+", choices=sorted(DATASETS), default=["utd", "msr"])
     ap.add_argument("--epochs", type=int, default=None, help="SSL pretraining and supervised epochs "
@@ -264,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared CPU)")
     args = ap.parse_args(argv)
     torch.set_num_threads(max(1, args.threads))
-    command = "python -m hetskel.realdata " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    command = "python -m hetskel.bench.realdata " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     rep = run_benchmark(args.datasets, args.out, args.shared_data, args.quick, args.preset, args.epochs,
                         args.probe_epochs, args.seed, args.modalities, args.text_source, command.strip())
     print(rep["table"])

@@ -2,7 +2,7 @@
 
 A *variant* is a named set of ``PretrainSpec`` overrides on top of a common base (size, data,
 epochs). One *trial* is variant x seed: pretrain on SynHet, then the linear probe and 1-NN
-retrieval of ``hetskel.transfer.evaluate_pretrained`` on the frozen encoder, plus the same probe on
+retrieval of ``hetskel.eval.pretrained.evaluate_pretrained`` on the frozen encoder, plus the same probe on
 the untrained network of the same spec and seed (the baseline every gain is measured against).
 
     >>> from hetskel import ablation
@@ -61,7 +61,7 @@ METRIC_KEYS = ("linear_top1", "linear_top1_best", "knn_top1", "linear_top1_rando
 
 def available_variants() -> dict[str, tuple[str, str, dict]]:
     """``VARIANTS`` plus the ``OPTIONAL`` ones whose fields ``PretrainSpec`` has."""
-    from hetskel.experiment import PretrainSpec
+    from hetskel.experiment.spec import PretrainSpec
 
     fields = set(PretrainSpec.field_names())
     extra = {k: v for k, v in OPTIONAL.items() if set(v[2]) <= fields}
@@ -97,7 +97,7 @@ def trial_spec(name: str, base: Mapping[str, Any], seed: int):
 
     The SynHet draw (``data_seed``) follows the seed too, so the std over seeds covers both the
     initialisation and the data, as a new experiment would."""
-    from hetskel.experiment import PretrainSpec
+    from hetskel.experiment.spec import PretrainSpec
 
     avail = available_variants()
     if name not in avail:
@@ -112,7 +112,8 @@ def run_trial(name: str, base: Mapping[str, Any], seed: int, run_dir, probe_epoc
               progress: bool = False) -> dict:
     """Pretrain variant ``name`` into ``run_dir/pretrain`` and evaluate it; returns ``METRIC_KEYS``
     (accuracies in %, times in s) plus ``variant``, ``label``, ``seed``, ``semantic_table``."""
-    from hetskel import experiment
+    from hetskel.eval.pretrained import evaluate_pretrained
+    from hetskel.experiment import pretrain as experiment
 
     spec = trial_spec(name, base, seed)
     t0 = time.time()
@@ -120,7 +121,8 @@ def run_trial(name: str, base: Mapping[str, Any], seed: int, run_dir, probe_epoc
     t1 = time.time()
     pretrainer, spec = experiment.load_pretrained(run.run_dir)
     train_ds, val_ds = experiment.load_data(spec)
-    res = experiment.evaluate_pretrained(pretrainer, train_ds, val_ds, probe_epochs=probe_epochs, semi_fractions=())
+    res = evaluate_pretrained(pretrainer, train_ds, val_ds, probe_epochs=probe_epochs, semi_fractions=(),
+                              untrained=experiment.build_pretrainer(spec))
     t2 = time.time()
     out = {k: float(res[k]) for k in METRIC_KEYS if k in res}
     out.update(final_loss=float(run.final.get("loss", math.nan)), pretrain_s=round(t1 - t0, 2),

@@ -9,17 +9,17 @@
     >>> res["linear_top1"], res["linear_top1_random_init"], res["knn_top1"], res["semi_1pct_mean"]
 
 A run folder is a ``hetskel.train`` run whose ``config.json`` records the builder
-``hetskel.experiment:build_from_spec`` with the resolved spec as its argument, and
+``hetskel.experiment.pretrain:build_from_spec`` with the resolved spec as its argument, and
 ``extra.semantic_table``, where the frozen word table of S came from (``"random-init:..."`` means
 NOT CLIP: a seeded random text tower, see ``hetskel.hetero.semantic``). That is all
 ``load_pretrained`` needs, so runs made in a notebook, by ``python -m hetskel.train`` or by torchrun
 load the same way, and a run started one way resumes the other way.
 
 The description itself (``PretrainSpec``, the sizes of its presets, the CI size ``SMOKE`` /
-``smoke_spec``) lives in ``hetskel.pretrain_spec``; every name of it is re-exported here.
+``smoke_spec``) lives in ``hetskel.experiment.spec``; every name of it is re-exported here.
 
 The evaluation protocols (``evaluate_pretrained``) and transfer to other datasets and layouts live
-in ``hetskel.transfer``; ``evaluate_pretrained`` & co. can be imported from here as well.
+in ``hetskel.eval.transfer``; ``evaluate_pretrained`` & co. can be imported from here as well.
 """
 from __future__ import annotations
 
@@ -32,24 +32,19 @@ from torch import nn
 
 from hetskel.data.batches import ArrayDataset, load_dataset
 from hetskel.data.errors import DataError
+from hetskel.experiment.spec import PretrainSpec
 from hetskel.hetero.pipeline import HeteroProcessor
 from hetskel.io import load_checkpoint, make_run_dir, project_root, save_json
-from hetskel.launch import launch_torchrun, resolve_devices, torchrun_command  # noqa: F401 (torchrun_command: API)
 from hetskel.layouts import get_layout
 from hetskel.model.augment import AugmentConfig
 from hetskel.model.encoder import UnifiedEncoder
 from hetskel.model.objective import ClassicModalities, Pretrainer
-from hetskel.pretrain_spec import (  # noqa: F401 (HETERO, CLASSIC, TEXT_SOURCES, SMOKE, smoke_spec: API)
-    CLASSIC,
-    HETERO,
-    SMOKE,
-    TEXT_SOURCES,
-    PretrainSpec,
-    smoke_spec,
-)
-from hetskel.train import read_run, register_builder, train
+from hetskel.train.config import register_builder
+from hetskel.train.launch import launch_torchrun, resolve_devices, torchrun_command  # noqa: F401 (torchrun_command: API)
+from hetskel.train.loop import train
+from hetskel.train.state import read_run
 
-BUILDER = "hetskel.experiment:build_from_spec"
+BUILDER = "hetskel.experiment.pretrain:build_from_spec"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -241,7 +236,7 @@ def load_pretrained(pretrain_dir, checkpoint: str | None = None, device="auto") 
 
 
 # ---------------------------------------------------------------------------------------------
-# reporting (notebook 04; the evaluation tables are in hetskel.transfer)
+# reporting (notebook 04; the evaluation tables are in hetskel.eval.transfer)
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
@@ -295,18 +290,3 @@ def loss_figure(run: PretrainRun):
         ax.set_xlabel("epoch")
     fig.suptitle(f"pretraining {','.join(run.spec.modality_list)} on {run.spec.dataset} ({run.spec.preset})")
     return fig
-
-
-# ---------------------------------------------------------------------------------------------
-# evaluation: in hetskel.transfer
-_EVALUATION = ("Classifier", "Features", "evaluate_pretrained", "probe", "probe_batch_size", "results_table")
-
-
-def __getattr__(name: str):
-    """The evaluation protocols live in ``hetskel.transfer`` (which builds on this module); they are
-    reachable from here too: ``from hetskel.experiment import evaluate_pretrained``."""
-    if name in _EVALUATION:
-        from hetskel import transfer
-
-        return getattr(transfer, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,6 +1,6 @@
 """The description of one pretraining run: ``PretrainSpec``, and ``SMOKE`` / ``smoke_spec``, its CI size.
 
-    >>> from hetskel.pretrain_spec import PretrainSpec, smoke_spec
+    >>> from hetskel.experiment.spec import PretrainSpec, smoke_spec
     >>> spec = PretrainSpec(preset="small", epochs=20)                 # SynHet, J+C+S, x-sub
     >>> spec.resolved().to_dict()                                      # what a run folder stores
     >>> smoke_spec(spec)                                               # the same choices at CI size
@@ -26,7 +26,7 @@ from hetskel.hetero.prompts import MODES
 from hetskel.layouts import LayoutError, get_layout
 from hetskel.model.augment import AugmentConfig
 from hetskel.model.encoder import EncoderConfig, get_preset, list_presets
-from hetskel.train_config import TrainConfig
+from hetskel.train.config import TrainConfig
 
 HETERO, CLASSIC = ("J", "C", "S"), ("J", "M", "B")
 TEXT_SOURCES = ("auto", "cache", "openclip", "random", "user")

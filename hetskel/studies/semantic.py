@@ -31,7 +31,14 @@ import torch
 from torch import nn
 
 from hetskel.hetero.lifter import joint_present, pose_frame, with_trajectory
-from hetskel.hetero.semantic import UNMOVE, SemanticConfig, SemanticEncoder, motion_words, numeric_motion, vocabulary
+from hetskel.hetero.semantic import (
+    UNMOVE,
+    SemanticConfig,
+    SemanticEncoder,
+    motion_words,
+    numeric_motion,
+    vocabulary,
+)
 from hetskel.layouts import get_layout
 
 Tensor = torch.Tensor

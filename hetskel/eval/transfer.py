@@ -1,11 +1,9 @@
-"""Evaluating a pretrained network: on its own dataset (SPEC 5) and transferred to other datasets,
-other layouts, fewer formats.
+"""Transferring a pretrained network to other datasets, other layouts, fewer formats.
 
-    >>> from hetskel.experiment import load_data, load_pretrained
+    >>> from hetskel.experiment.pretrain import build_pretrainer, load_pretrained
     >>> pretrainer, spec = load_pretrained("runs/04_pretrain/<run>")          # e.g. SynHet J+C+S
-    >>> res = evaluate_pretrained(pretrainer, *load_data(spec))               # probe, 1-NN, semi-supervised
     >>> train_ds, val_ds = load_target("utd_mhad", num_frames=spec.num_frames)  # kinect20_utd, 3D only
-    >>> res = transfer_evaluate(pretrainer, train_ds, val_ds, probe_epochs=150)
+    >>> res = transfer_evaluate(pretrainer, train_ds, val_ds, probe_epochs=150, untrained=build_pretrainer(spec))
     >>> res["linear_top1"], res["linear_top1_random_init"], res["knn_top1"], res["adapted"]
 
 How a target layout meets the pretrained unified skeleton. Every pretrained *source* (the 3D J
@@ -23,148 +21,32 @@ through that pretrained processor unchanged. Kinect v1 (``kinect20_utd``, ``kine
                         exact zeros as missing; the pretrained prompts only fill the joints the
                         *pretrained* source lacked, e.g. ntu25's face).
 
-Measured with 04_pretrain's CPU default run (SynHet, J+C+S, small), linear probe / 1-NN top-1:
-UTD-MHAD anchor 80.0 / 76.5, zero 78.1 / 76.5; MSR Action3D anchor 65.2 / 60.1, zero 63.0 / 56.4.
-
 The face joints every Kinect layout lacks are filled by the pretrained ``prompt_J`` exactly as in
 pretraining. Target joints the pretrained source does not know are dropped (listed in the report).
 A modality without its source (C on a 3D-only dataset, J on FineGYM's 2D-only data) is absent: the
 features are the fused stream of the modalities present (J and S from a 3D target, S computed from
 J; C and S from a 2D one), see ``Features``.
 
-Every protocol also runs on the *untrained* network of the same spec and seed
-(``build_pretrainer(spec)``: the pretrained network's exact initial weights), reported as
-``*_random_init``: a random transformer over skeletons is a strong baseline, and only the
-difference says what pretraining learned.
+Given ``untrained`` (``build_pretrainer(spec)``: the pretrained network's exact initial weights),
+the protocol also runs on it, reported as ``*_random_init``.
 """
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from hetskel.data.batches import ArrayDataset, load_dataset
 from hetskel.data.errors import DataError
-from hetskel.evaluate import (
-    extract_features,
-    knn_retrieval,
-    linear_probe,
-    semi_supervised,
-)
-from hetskel.experiment import PretrainSpec, build_pretrainer
+from hetskel.eval.pretrained import probe
 from hetskel.hetero.prompts import anchor_indices
 from hetskel.io import shared_data_dir
 from hetskel.layouts import convert, get_layout
-from hetskel.model.augment import crop_batch
 from hetskel.model.objective import Pretrainer
 
 FILLS = ("anchor", "zero")
-
-
-# ---------------------------------------------------------------------------------------------
-# evaluation on the pretraining dataset (SPEC 5)
-class Features(nn.Module):
-    """Batch -> ``(N, 2d)`` representation from the pretrained modalities the batch provides (no
-    augmentation: the whole clip resized to T). With every modality present this equals
-    ``Pretrainer.represent``; on a dataset without a 2D source (transfer) C is simply absent and
-    the fused stream averages the embeddings of J and S."""
-
-    def __init__(self, pretrainer: Pretrainer, stream: str = "fused"):
-        super().__init__()
-        self.pretrainer, self.stream = pretrainer, stream
-
-    def forward(self, batch: Mapping[str, Any]) -> torch.Tensor:
-        p = self.pretrainer
-        raw = crop_batch(dict(batch), p.encoder.config.num_frames, p.augment, None)
-        mods, _ = p.processor(raw) if p.processor is not None else (raw, {})
-        use = {k: mods[k] for k in p.modalities if isinstance(mods.get(k), torch.Tensor)}
-        if not use:
-            raise DataError(f"the batch gives none of the pretrained modalities {p.modalities} (keys {list(batch)})")
-        return p.encoder.represent(use, stream=self.stream)
-
-
-class Classifier(nn.Module):
-    """Pretrained network + ``Linear(2d, classes)``: logits for semi-supervised fine-tuning."""
-
-    def __init__(self, pretrainer: Pretrainer, num_classes: int):
-        super().__init__()
-        self.features = Features(pretrainer)
-        self.head = nn.Linear(pretrainer.encoder.out_dim, num_classes)
-
-    def forward(self, batch):
-        return self.head(self.features(batch))
-
-
-def probe_batch_size(n: int, batch_size: int | None = None) -> int:
-    """The probe's SGD batch: ``batch_size`` if given, else the paper's 512 capped at ``n // 10`` (at
-    least 8), so a small dataset still gets ~10 steps per epoch (NTU-60's 40k clips get 512)."""
-    return int(batch_size) if batch_size else max(8, min(512, n // 10))
-
-
-def probe(pretrainer: Pretrainer, train_ds, val_ds, num_classes: int, epochs: int = 150, seed: int = 0,
-          batch_size: int | None = None, device=None) -> dict:
-    """Linear probe (``probe_batch_size``) + 1-NN retrieval of frozen features: the probe's dict
-    plus ``knn_top1``."""
-    feat = Features(pretrainer)
-    ftr, ytr = extract_features(feat, train_ds, 512, device)
-    fte, yte = extract_features(feat, val_ds, 512, device)
-    out = linear_probe(ftr, ytr, fte, yte, num_classes, epochs=epochs, seed=seed, device=device,
-                       batch_size=probe_batch_size(len(ftr), batch_size))
-    out["knn_top1"] = knn_retrieval(ftr, ytr, fte, yte, k=1, device=device)
-    return out
-
-
-def _pct(fraction: float) -> str:
-    return f"{fraction * 100:g}".replace(".", "_") + "pct"
-
-
-def evaluate_pretrained(pretrainer: Pretrainer, train_ds, val_ds, probe_epochs: int = 150,
-                        semi_fractions: Sequence[float] = (0.01, 0.1), semi_seeds: Sequence[int] = (0, 1, 2, 3, 4),
-                        semi_epochs: int = 80, random_init: bool = True, spec: PretrainSpec | None = None,
-                        device=None, batch_size: int | None = None) -> dict:
-    """SPEC 5's protocols on ``(train_ds, val_ds)``, and the same probe on an untrained network.
-
-    Returns ``linear_top1`` (final epoch), ``linear_top1_best``, ``knn_top1``; with ``random_init``
-    ``linear_top1_random_init`` / ``knn_top1_random_init`` from ``build_pretrainer(spec)`` (same spec
-    and seed, so exactly the pretrained network's initial weights); per fraction f
-    ``semi_<100f>pct_mean`` / ``_std`` / ``_per_seed`` / ``_labelled`` (whole network fine-tuned,
-    e.g. ``semi_1pct_mean``); ``per_class_acc`` ``{class: %}``, ``confusion`` ``(C, C)`` rows true,
-    ``class_names``, ``probe_history``, sizes. Accuracies in %. ``batch_size``: the probe's SGD
-    batch (default ``probe_batch_size``).
-    """
-    spec = spec or getattr(pretrainer, "spec", None)
-    dev = torch.device(device) if device else next(pretrainer.parameters()).device
-    C = max(train_ds.num_classes, val_ds.num_classes)
-    names = list(train_ds.class_names or val_ds.class_names or [str(i) for i in range(C)])
-    res = probe(pretrainer, train_ds, val_ds, C, probe_epochs, device=dev, batch_size=batch_size)
-    out = {"linear_top1": res["top1_final"], "linear_top1_best": res["top1_best"],
-           "linear_best_epoch": res["best_epoch"], "knn_top1": res["knn_top1"],
-           "num_train": len(train_ds), "num_val": len(val_ds), "num_classes": C,
-           "feature_dim": pretrainer.encoder.out_dim, "modalities": list(pretrainer.modalities),
-           "probe_epochs": probe_epochs, "probe_history": res["history"], "class_names": names,
-           "per_class_acc": dict(zip(names, [float(a) for a in res["per_class_acc"]])),
-           "confusion": res["confusion"].tolist()}
-    if random_init:
-        if spec is None:
-            raise ValueError("random_init needs the spec (pass spec= or use build_pretrainer/load_pretrained)")
-        rand = probe(build_pretrainer(spec).to(dev), train_ds, val_ds, C, probe_epochs, device=dev,
-                     batch_size=batch_size)
-        out.update(linear_top1_random_init=rand["top1_final"], linear_top1_best_random_init=rand["top1_best"],
-                   knn_top1_random_init=rand["knn_top1"])
-    if semi_fractions:
-        semi = semi_supervised(lambda: Classifier(copy.deepcopy(pretrainer), C), train_ds, val_ds,
-                               fractions=tuple(semi_fractions), seeds=tuple(semi_seeds), epochs=semi_epochs,
-                               device=dev)
-        for frac, r in semi.items():
-            key = f"semi_{_pct(frac)}"
-            out.update({f"{key}_mean": r["top1_mean"], f"{key}_std": r["top1_std"],
-                        f"{key}_per_seed": r["top1_per_seed"], f"{key}_labelled": r["n_labelled"]})
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -269,7 +151,7 @@ def modalities_used(pretrainer: Pretrainer, ds: ArrayDataset) -> list[str]:
 
 
 def transfer_evaluate(pretrainer: Pretrainer, train_ds: ArrayDataset, val_ds: ArrayDataset, probe_epochs: int = 150,
-                      fill: str = "anchor", random_init: bool = True, spec: PretrainSpec | None = None,
+                      fill: str = "anchor", untrained: Pretrainer | None = None,
                       device=None, batch_size: int | None = None) -> dict:
     """Linear probe and 1-NN retrieval of the transferred network on a target dataset, next to the
     same protocol on the untrained network of the same spec and seed.
@@ -277,7 +159,6 @@ def transfer_evaluate(pretrainer: Pretrainer, train_ds: ArrayDataset, val_ds: Ar
     Returns ``linear_top1``, ``linear_top1_best``, ``knn_top1`` (+ ``*_random_init``),
     ``modalities_used``, ``adapted`` (``adapt_dataset``'s report), ``per_class_acc``, sizes.
     """
-    spec = spec or getattr(pretrainer, "spec", None)
     dev = torch.device(device) if device else next(pretrainer.parameters()).device
     tr, report = adapt_dataset(train_ds, pretrainer, fill)
     va, _ = adapt_dataset(val_ds, pretrainer, fill)
@@ -289,10 +170,8 @@ def transfer_evaluate(pretrainer: Pretrainer, train_ds: ArrayDataset, val_ds: Ar
            "adapted": report, "fill": fill, "num_train": len(tr), "num_val": len(va), "num_classes": C,
            "per_class_acc": dict(zip(names, [float(a) for a in res["per_class_acc"]])),
            "confusion": res["confusion"].tolist(), "class_names": names}
-    if random_init:
-        if spec is None:
-            raise ValueError("random_init needs the spec (pass spec= or use load_pretrained)")
-        rand = probe(build_pretrainer(spec).to(dev), tr, va, C, probe_epochs, device=dev, batch_size=batch_size)
+    if untrained is not None:
+        rand = probe(untrained.to(dev), tr, va, C, probe_epochs, device=dev, batch_size=batch_size)
         out.update(linear_top1_random_init=rand["top1_final"], linear_top1_best_random_init=rand["top1_best"],
                    knn_top1_random_init=rand["knn_top1"])
     return out
@@ -300,21 +179,6 @@ def transfer_evaluate(pretrainer: Pretrainer, train_ds: ArrayDataset, val_ds: Ar
 
 # ---------------------------------------------------------------------------------------------
 # reporting
-def results_table(res: Mapping) -> str:
-    """The protocols of ``evaluate_pretrained`` / ``transfer_evaluate``: pretrained next to random init."""
-    rows = [("linear probe top-1 (final)", "linear_top1"), ("linear probe top-1 (best)", "linear_top1_best"),
-            ("1-NN retrieval top-1", "knn_top1")]
-    lines = [f"{'protocol':<30}{'pretrained':>12}{'random init':>13}"]
-    for name, k in rows:
-        rand = res.get(f"{k}_random_init")
-        lines.append(f"{name:<30}{res[k]:>12.1f}{'' if rand is None else f'{rand:>13.1f}'}")
-    for k in sorted((k[:-5] for k in res if k.startswith("semi_") and k.endswith("_mean")), key=len):
-        pct = k[len("semi_"):-len("pct")].replace("_", ".")
-        name = f"semi-supervised {pct}% ({res[k + '_labelled']} labels)"
-        lines.append(f"{name:<30}{res[k + '_mean']:>7.1f} +- {res[k + '_std']:.1f}")
-    return "\n".join(lines)
-
-
 def describe_plan(layout: str, pretrainer: Pretrainer, fill: str = "anchor") -> str:
     """One paragraph: where a target layout's joints land on the pretrained sources and what is filled."""
     dst = match_layout(layout, list(pretrained_layouts(pretrainer).values()))
@@ -348,20 +212,3 @@ def comparison_figure(results: Mapping[str, Mapping], title: str = "transfer"):
     return fig
 
 
-__all__ = [
-    "Classifier",
-    "Features",
-    "adapt_dataset",
-    "comparison_figure",
-    "describe_plan",
-    "evaluate_pretrained",
-    "layout_plan",
-    "load_target",
-    "match_layout",
-    "modalities_used",
-    "pretrained_layouts",
-    "probe",
-    "probe_batch_size",
-    "results_table",
-    "transfer_evaluate",
-]

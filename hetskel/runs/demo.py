@@ -1,8 +1,8 @@
 """The main job: run the notebook sequence 00 -> 07 end to end on SynHet (and ../shared/data when present).
 
-    python -m hetskel.demo                 # demo size: every notebook, CPU, no download
-    python -m hetskel.demo --smoke         # CI size (each notebook's `smoke = True`)
-    python -m hetskel.demo --only 00 01    # a subset, by number prefix
+    python -m hetskel.runs.demo                 # demo size: every notebook, CPU, no download
+    python -m hetskel.runs.demo --smoke         # CI size (each notebook's `smoke = True`)
+    python -m hetskel.runs.demo --only 00 01    # a subset, by number prefix
 
 Each notebook is executed with papermill into ``runs/demo/<time>/<notebook>/`` (executed notebook,
 params, log, metrics.json, checkpoints); figures go to ``figures/``. The pretraining run of
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Sequence
 
 from hetskel.io import project_root, save_json
-from hetskel.runs import RunRecord, _flat_metrics, _fresh_dir, execute, notebook_parameters
+from hetskel.runs.grid import RunRecord, _flat_metrics, _fresh_dir, execute, notebook_parameters
 
 # Demo-size parameters per notebook (on top of each notebook's defaults): sized so that the whole
 # sequence stays within ~15 minutes on a 2-core CPU. A key a notebook does not have is an error.
@@ -102,7 +102,7 @@ def results_table(records: Sequence[RunRecord], total_s: float) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m hetskel.demo", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m hetskel.runs.demo", description=__doc__.split("\n\n")[0])
     ap.add_argument("--smoke", action="store_true", help="CI size (smoke = True in every notebook)")
     ap.add_argument("--only", nargs="+", help="number prefixes of the notebooks to run, e.g. 00 04 05")
     ap.add_argument("--out", help="output folder (default runs/demo/<time>)")

@@ -4,7 +4,7 @@
     >>> trajectory_figure(runs, data)                     # matplotlib: prompts over training steps
     >>> loss_figure(runs); within_clip_figure(runs, data)
 
-``data`` is a ``hetskel.prompt_study.StudyData`` (pose frame, torso units: x towards the right
+``data`` is a ``hetskel.studies.prompts.StudyData`` (pose frame, torso units: x towards the right
 shoulder, y forward, z up) and ``runs`` the ``{mode: PromptRun}`` of ``train_prompts``. Real joints
 are drawn filled, virtual (prompt-filled) joints hollow, as in ``hetskel.viz``.
 """
@@ -17,7 +17,7 @@ import torch
 
 from hetskel.hetero.prompts import Unifier
 from hetskel.layouts import get_layout
-from hetskel.prompt_study import (
+from hetskel.studies.prompts import (
     PromptRun,
     StudyData,
     clip_cases,
@@ -25,7 +25,7 @@ from hetskel.prompt_study import (
     person_rows,
     truth_track,
 )
-from hetskel.viz import skeleton_figure
+from hetskel.viz.skeleton import skeleton_figure
 
 MODE_COLOURS = {"prompt": "#ff7f0e", "anchored": "#2ca02c", "zero": "#7f7f7f"}
 VIEWS = (("front", 0, "x (right)"), ("side", 1, "y (forward)"))   # horizontal axis of each view; z is up

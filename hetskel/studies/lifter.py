@@ -34,8 +34,15 @@ import torch
 
 from hetskel.data.errors import DataError
 from hetskel.hetero.lifter import add_spine, lifter_for, pose_frame, shared_joints
-from hetskel.hetero.lifter_train import (LifterConfig, LifterResult, _frames, _predict, baselines, evaluate_lifter,
-                                         train_lifter)
+from hetskel.hetero.lifter_train import (
+    LifterConfig,
+    LifterResult,
+    _frames,
+    _predict,
+    baselines,
+    evaluate_lifter,
+    train_lifter,
+)
 from hetskel.layouts import convert, get_layout
 
 OUT_OF_IMAGE = 4.0  # normalised |coordinate| beyond which a 2D joint is a sensor glitch, not a position

@@ -24,7 +24,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from hetskel import dist
 from hetskel.io import (
     RunDirExists,
     load_checkpoint,
@@ -35,6 +34,7 @@ from hetskel.io import (
     save_checkpoint,
     save_json,
 )
+from hetskel.train import dist
 
 __all__ = ["RunInfo", "capture_rng", "find_generators", "load_weights", "open_run", "read_checkpoint",
            "read_run", "remove_torn_temporaries", "restore_rng", "run_identity", "seed_everything",

@@ -46,10 +46,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from hetskel import dist
-from hetskel.dist import epoch_shard
 from hetskel.io import RunDirExists, append_jsonl, read_jsonl
-from hetskel.train_config import (
+from hetskel.train import dist
+from hetskel.train.config import (
     TrainConfig,
     load_run_spec,
     make_optimizer,
@@ -57,7 +56,8 @@ from hetskel.train_config import (
     register_builder,
     resolve_builder,
 )
-from hetskel.train_state import (
+from hetskel.train.dist import epoch_shard
+from hetskel.train.state import (
     RunInfo,
     find_generators,
     load_weights,
@@ -70,8 +70,8 @@ from hetskel.train_state import (
     write_checkpoint,
 )
 
-# the configuration lives in hetskel.train_config and the run folder / checkpoint / RNG state in
-# hetskel.train_state; these names are re-exported so ``from hetskel.train import ...`` covers all
+# the configuration lives in hetskel.train.config and the run folder / checkpoint / RNG state in
+# hetskel.train.state; these names are re-exported so ``from hetskel.train import ...`` covers all
 __all__ = [
     "NonFiniteLossError",
     "RunInfo",
@@ -398,6 +398,3 @@ def main(argv: list[str] | None = None) -> int:
     dist.cleanup()
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -4,7 +4,7 @@
     python -m hetskel.bench --out bench.json --baseline old.json  # full run, flags >10% regressions
     python -m hetskel.bench --results bench.json --baseline old.json  # re-render / compare, no measuring
 
-Measuring (``measure`` and its ``bench_*`` sections) and the CLI live here; ``hetskel.bench_report``
+Measuring (``measure`` and its ``bench_*`` sections) and the CLI live here; ``hetskel.bench.report``
 holds what is read: the targets, the ``--baseline`` comparison, the Markdown table (printed, and
 written with the results as ``FILE.json`` + ``FILE.md``), the machine header and the exit code.
 What is measured:
@@ -44,14 +44,10 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from hetskel.bench_report import (  # noqa: F401 -- the reporting names stay importable from here
-    RATES,
+from hetskel.bench.report import (
     REGRESSION_TOLERANCE,
-    compare,
-    evaluate_targets,
     machine_info,
     report,
-    to_markdown,
 )
 from hetskel.io import load_json, shared_data_dir
 
@@ -91,7 +87,7 @@ def bench_ntu(rounds: int, data_dir: Path | None) -> dict:
     files = sorted(folder.glob("*.skeleton"))
     if not files:
         return {"skipped": f"no .skeleton files in {folder} (set HETSKEL_SHARED_DATA or --shared-data)"}
-    from hetskel.bench_ntu import ntu_parse_speedup
+    from hetskel.bench.ntu_reader import ntu_parse_speedup
 
     return {**ntu_parse_speedup(files, rounds=rounds), "dir": str(folder), "rounds": rounds}
 
@@ -170,7 +166,7 @@ def bench_train(preset: str, device: str, batch_size: int, warmup: int, steps: i
     ``TrainConfig.amp`` ("auto": bf16 on CUDA, fp32 on CPU; "bf16" on CPU checks the GPU's path).
     ``ds``: a SynHet ``ArrayDataset`` to reuse; ``details=False``: only the step times (no FLOP count,
     no data-part timing)."""
-    from hetskel.train_config import TrainConfig, make_optimizer
+    from hetskel.train.config import TrainConfig, make_optimizer
 
     dev = torch.device(device)
     warmup = max(warmup, 2 if compile else 1)  # warm-up step 0 is the FLOP count; compile needs one more
@@ -394,6 +390,3 @@ def main(argv=None) -> int:
         res["command"] = command
     return report(res, a.out, a.baseline, a.tolerance, a.fail_on_regression)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -64,7 +64,7 @@ def ntu_parse_speedup(paths, rounds: int = 5) -> dict:
             "speedup": best_slow / best_fast, "files": len(paths)}
 
 
-if __name__ == "__main__":  # python -m hetskel.bench_ntu FOLDER_OR_FILES... [--rounds N]
+if __name__ == "__main__":  # python -m hetskel.bench.ntu_reader FOLDER_OR_FILES... [--rounds N]
     import argparse
     import json
 

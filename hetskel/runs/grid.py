@@ -351,6 +351,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{len(result.records) - n_bad} run(s) ok, {n_bad} failed")
     return 1 if n_bad else 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

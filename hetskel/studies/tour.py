@@ -157,7 +157,7 @@ def paired_montage(rows: Sequence[tuple], frames: int = 6, title: str | None = N
     """
     from matplotlib.figure import Figure
 
-    from hetskel.viz import montage
+    from hetskel.viz.skeleton import montage
 
     fig = Figure(figsize=(2.2 * frames, 2.8 * len(rows)), layout="constrained")
     grid = fig.subplots(len(rows), frames, squeeze=False)

@@ -1,0 +1,1 @@
+"""Figures: skeleton viewers, montages and animations."""

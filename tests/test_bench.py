@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from hetskel.bench import performance as bench
-from hetskel.io import save_json
+from hetskel.bench.report import compare, evaluate_targets
+from hetskel.io import save_json, shared_data_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,7 +47,7 @@ def test_quick_run_keys_and_values(quick):
     m = res["machine"]
     assert m["cores"] >= 1 and m["torch"] and m["torch_threads"] >= 1 and "cpu" in m
     ntu = res["ntu_parse_speedup"]
-    if (bench.shared_data_dir() or Path("/nonexistent")).joinpath("ntu_raw_sample").is_dir():
+    if (shared_data_dir() or Path("/nonexistent")).joinpath("ntu_raw_sample").is_dir():
         assert ntu["files"] >= 1 and ntu["files_per_s"] > 0 and ntu["files_per_s_baseline"] > 0
         assert ntu["speedup"] > 1
     else:
@@ -95,14 +96,14 @@ def test_compare_and_targets_on_plain_dicts():
            "ntu_parse_speedup": {"files_per_s": 300.0}, "augment": {"batched_samples_per_s": 10.0}}
     new = {"train_samples_per_s_cpu": 89.0, "synth_samples_per_s": 60.0,
            "ntu_parse_speedup": {"skipped": "absent"}, "augment": {"batched_samples_per_s": 9.5}}
-    rows = {r["metric"]: r for r in bench.compare(new, old)}
+    rows = {r["metric"]: r for r in compare(new, old)}
     assert rows["train_samples_per_s_cpu"]["regressed"] and not rows["synth_samples_per_s"]["regressed"]
     assert not rows["augment.batched_samples_per_s"]["regressed"]
     assert "ntu_parse_speedup.files_per_s" not in rows and "train_samples_per_s_gpu" not in rows
     # quick and full runs use other batch sizes: compared, never flagged
-    rows = bench.compare({**new, "mode": "quick"}, {**old, "mode": "full"})
+    rows = compare({**new, "mode": "quick"}, {**old, "mode": "full"})
     assert rows and all(r["regressed"] is None for r in rows)
-    t = {r["target"]: r["status"] for r in bench.evaluate_targets(
+    t = {r["target"]: r["status"] for r in evaluate_targets(
         {"gflops_fused_paper": 2.9, "gflops_fused_paper_25j": 2.536, "ntu_parse_speedup": {"skipped": "absent"},
          "train_samples_per_s_gpu": 6000.0, "train_gpu": {"gpu": "NVIDIA A100-SXM4-80GB"}})}
     assert t["fused J+C+S GFLOPs, paper preset, 30 joints"] == "fail"

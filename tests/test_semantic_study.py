@@ -7,7 +7,7 @@ from notebook_checks import assert_notebook_conventions, checked_pins
 
 from hetskel.data import synhet
 from hetskel.hetero.lifter import pose_frame
-from hetskel.hetero.semantic import SemanticConfig, motion_words, vocabulary
+from hetskel.hetero.semantic import SemanticConfig, SemanticEncoder, motion_words, vocabulary
 from hetskel.studies import semantic as sem
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is fastest (conftest)
@@ -154,7 +154,7 @@ def test_figures(draw):
     run = sem.ReducerRun(np.zeros(7), np.arange(7.0), {"words": [2.0, 1.0], "numeric": [2.0, 0.5]},
                          {"words": 0.5, "numeric": 0.6, "chance": 0.1})
     assert isinstance(sem.scalars_figure(run, vocabulary(), "user"), Figure)
-    enc = sem.SemanticEncoder(torch.randn(7, 8), mode="words")
+    enc = SemanticEncoder(torch.randn(7, 8), mode="words")
     assert len(sem.encodings_figure(xc[0, 0], "unified30", enc).axes) >= 6
 
 

@@ -28,11 +28,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-experiment = pytest.importorskip("hetskel.experiment", reason="hetskel.experiment (build_from_spec) not written yet")
-
 from kill_helpers import sigkill_when_ready
 
+from hetskel.experiment.pretrain import build_from_spec, run_description
+from hetskel.experiment.spec import PretrainSpec
 from hetskel.io import read_jsonl
 from hetskel.train.dist import epoch_shard
 from hetskel.train.loop import NonFiniteLossError, main, train
@@ -92,8 +91,8 @@ def make_spec(tmp: Path, **over) -> dict:
 
 
 def write_config(tmp: Path, run_dir: Path, name="run.json", **over) -> Path:
-    spec = experiment.PretrainSpec.from_dict(make_spec(tmp, **over))
-    desc = experiment.run_description(spec, run_dir, semantic_table="user")
+    spec = PretrainSpec.from_dict(make_spec(tmp, **over))
+    desc = run_description(spec, run_dir, semantic_table="user")
     path = tmp / name
     path.write_text(json.dumps(desc))
     return path
@@ -268,14 +267,14 @@ def _check_stopped(run: Path, err: str, bad_global_step: int) -> None:
 
 def test_nan_keypoint_in_the_loaded_data_stops_the_run(work):
     spec = make_spec(work, train={"checkpoint_every_steps": 1, "log_every": 1, "deterministic": True})
-    obj, ds = experiment.build_from_spec(spec)
+    obj, ds = build_from_spec(spec)
     assert len(ds) // spec["batch_size"] == STEPS_PER_EPOCH
     # epoch 0, step 2: its samples appear in no earlier step (they would poison that one instead)
     bad = 2
     s = _bad_step_sample(len(ds), spec, bad)
     ds.x["ntu25"][s, 0, 5, 0, 0] = float("nan")                   # one coordinate of one joint of one frame
     run = work / "nan_data"
-    cfg = experiment.PretrainSpec.from_dict(spec).train_config()
+    cfg = PretrainSpec.from_dict(spec).train_config()
     with pytest.raises(NonFiniteLossError) as e:
         train(obj, ds, cfg, run_dir=run)
     _check_stopped(run, str(e.value), bad)

@@ -136,3 +136,18 @@ def test_developing_md_draws_the_same_floors():
     drawn = [set(re.findall(r"hetskel/(\w+)", line)) for line in picture.group(1).splitlines()]
     drawn = [parts for parts in drawn if parts]
     assert drawn == [parts for _, parts in reversed(FLOORS)]
+
+
+def test_public_api_resolves_and_import_stays_light():
+    import subprocess
+    import sys
+
+    code = ("import sys, hetskel; assert 'torch' not in sys.modules and 'open_clip' not in sys.modules; "
+            "[getattr(hetskel, n) for n in hetskel.__all__]; print(len(hetskel.__all__))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    import hetskel
+
+    for name in hetskel.__all__:
+        obj = getattr(hetskel, name)
+        assert getattr(obj, "__name__", name) == name and obj.__module__.startswith("hetskel."), name

@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(BIN)/python -m hetskel.runs.demo
 
 test: $(STAMP)
-	$(BIN)/python -c "from hetskel.runs import prepare_smoke; prepare_smoke()"
+	$(BIN)/python tests/smoke_notebooks.py
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests runs/ci/notebooks --nbval-lax --timeout 900
 
 bench: $(STAMP)

@@ -29,7 +29,7 @@ _API = {
     "validate_pyskl": "hetskel.data.pyskl", "from_arrays": "hetskel.data.arrays",
     "load_dataset": "hetskel.data.batches", "ArrayDataset": "hetskel.data.batches",
     # optimisation
-    "TrainConfig": "hetskel.train.config",
+    "TrainConfig": "hetskel.train.config", "fit": "hetskel.train.fit",
     # model and heterogeneous processing
     "UnifiedEncoder": "hetskel.model.encoder", "Pretrainer": "hetskel.model.objective",
     "HeteroProcessor": "hetskel.hetero.pipeline",

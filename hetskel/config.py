@@ -20,27 +20,43 @@ What an annotation accepts (``check_value``):
   item checked (``'lr_milestones[1]' expects int``), stored as a tuple; bare ``tuple``: any list/tuple;
 - ``X | None`` / ``Optional[X]``: None or an X; ``Literal["a", "b"]``: one of the choices
   (``ConfigValueError``, a ``ValueError``);
+- a config dataclass (e.g. ``semantic_config: SemanticConfig | None``): an instance, or a dict that
+  ``from_dict`` turns into one; a wrong item is named inside the field (``'semantic_config.threshold'``);
+- ``Overrides[Config]``: some fields of ``Config`` as a dict (settings applied over a base: a preset,
+  the class defaults), each checked against ``Config``'s annotation (``'encoder.d_model' expects
+  int``); an unknown key is a ``ConfigValueError`` naming the field and listing the valid keys;
 - any other class: ``isinstance``; annotations it does not understand are not checked.
 
 Accepted values are normalised in place (ints -> float for float fields, lists -> tuples, numpy
 scalars -> Python scalars), so configs hold plain, JSON-able values. Frozen dataclasses work too.
 
 ``from_dict(cls, d)`` builds a config from a JSON-like dict, refusing unknown keys with the list of
-the valid ones. Floor 1: imports nothing from hetskel.
+the valid ones; ``to_plain(x)`` is the way back (configs, ``Overrides`` and tuples -> dicts and
+lists). Floor 1: imports nothing from hetskel.
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
 import numbers
+import re
 import types
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import (
+    Any,
+    ClassVar,
+    Literal,
+    TypeVar,
+    Union,
+    get_args,
+    get_origin,
+    get_type_hints,
+)
 
 import numpy as np
 
-__all__ = ["ConfigTypeError", "ConfigValueError", "check_fields", "check_keys", "check_value", "from_dict",
-           "type_name"]
+__all__ = ["ConfigTypeError", "ConfigValueError", "Overrides", "check_fields", "check_keys", "check_value",
+           "from_dict", "to_plain", "type_name"]
 
 C = TypeVar("C")
 _NoneType = type(None)
@@ -72,11 +88,125 @@ class ConfigValueError(_ConfigError, ValueError):
 
 
 class _Mismatch(Exception):
-    """Internal: ``value`` does not fit; ``suffix`` locates the item (``[1]``), ``expected`` names the type."""
+    """Internal: ``value`` does not fit; ``suffix`` locates the item (``[1]``, ``.d_model``),
+    ``expected`` names the type; ``reason`` replaces ``expects <expected>, got ...`` when given."""
 
-    def __init__(self, value: Any, expected: str, suffix: str = "", choice: bool = False):
+    def __init__(self, value: Any, expected: str, suffix: str = "", choice: bool = False, reason: str = ""):
         super().__init__(expected)
-        self.value, self.expected, self.suffix, self.choice = value, expected, suffix, choice
+        self.value, self.expected, self.suffix, self.choice, self.reason = value, expected, suffix, choice, reason
+
+    def inside(self, prefix: str) -> _Mismatch:
+        """The same mismatch located one level deeper (``prefix`` + its suffix)."""
+        return _Mismatch(self.value, self.expected, prefix + self.suffix, self.choice, self.reason)
+
+    @property
+    def error(self) -> type:
+        """A bad type -> ``ConfigTypeError``; a bad choice or an unknown key -> ``ConfigValueError``."""
+        return ConfigValueError if self.choice else ConfigTypeError
+
+
+def _unknown_keys_reason(cls: type, keys: Iterable) -> str:
+    """``""``, or ``has unknown <Cls> key(s) [...]; valid keys: ...`` for names that are no init field of ``cls``."""
+    valid = [f.name for f in dataclasses.fields(cls) if f.init]
+    unknown = sorted((k for k in keys if k not in valid), key=str)
+    return f"has unknown {cls.__name__} key(s) {unknown}; valid keys: {', '.join(valid)}" if unknown else ""
+
+
+class Overrides(Mapping):
+    """Some fields of a config dataclass, typed by it: ``Overrides[EncoderConfig]`` annotates a field
+    that holds settings applied over a base (``PretrainSpec.encoder`` over a preset, ``.augment``
+    over ``AugmentConfig()``). A read-only mapping of the keys that were set (so ``dict(o)`` and
+    ``**o`` work, and it equals the plain dict it came from); ``apply(base)`` / ``build(**base)``
+    make the full config, whose own checks then judge the ranges::
+
+        >>> Over = Overrides[AugmentConfig]
+        >>> o = Over({"corrupt_fraction": 0.2}); o.build()    # AugmentConfig(corrupt_fraction=0.2, ...)
+        >>> Over({"p_zero2": 1})   # ConfigValueError: Overrides[AugmentConfig] field 'p_zero2' ...
+
+    Only the keys given are stored, so ``to_plain`` gives back exactly that dict (a config file
+    stays as the user wrote it). As a field annotation, the shared check (``check_value``) turns a
+    dict into one and names the field in its errors (``'encoder.d_model' expects int``)."""
+
+    target: ClassVar[type | None] = None
+    _made: ClassVar[dict[type, type]] = {}
+
+    def __class_getitem__(cls, target: type) -> type[Overrides]:
+        if not dataclasses.is_dataclass(target):
+            raise TypeError(f"Overrides[...] takes a config dataclass, got {target!r}")
+        if target not in Overrides._made:
+            Overrides._made[target] = type(f"Overrides[{target.__name__}]", (Overrides,),
+                                           {"target": target, "__module__": __name__})
+        return Overrides._made[target]
+
+    def __init__(self, values: Mapping | None = None):
+        if self.target is None:
+            raise TypeError("use Overrides[SomeConfig](...), not Overrides(...)")
+        try:
+            self._values = self._checked(values if values is not None else {})
+        except _Mismatch as m:  # suffix ".key..." names the key; no suffix: the whole dict
+            where = m.suffix[1:]
+            raise _as_error(type(self).__name__, re.split(r"[.\[]", where)[0] or "values", where or "values",
+                            m) from None
+
+    @classmethod
+    def _checked(cls, values: Any) -> dict:
+        """The values normalised to the target's annotations; raises ``_Mismatch`` (suffix ``.key``)."""
+        if not isinstance(values, Mapping):
+            raise _Mismatch(values, f"dict of {cls.target.__name__} fields")
+        reason = _unknown_keys_reason(cls.target, values)
+        if reason:
+            raise _Mismatch(values, "", choice=True, reason=reason)
+        hints, out = _hints(cls.target), {}
+        for k, v in values.items():
+            try:
+                out[k] = _coerce(v, hints[k]) if k in hints else v
+            except _Mismatch as m:
+                raise m.inside(f".{k}") from None
+        return out
+
+    def __getitem__(self, key):
+        return self._values[key]
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._values!r})"
+
+    def __reduce__(self):  # the class is made on demand: pickle and deepcopy rebuild it from the target
+        return _make_overrides, (self.target, dict(self._values))
+
+    def build(self, **base) -> Any:
+        """``target(**{**base, **overrides})``: the full config (its own checks run)."""
+        return self.target(**{**base, **self._values})
+
+    def apply(self, base: Any) -> Any:
+        """``base`` (a ``target`` instance) with these fields replaced (its own checks run)."""
+        return dataclasses.replace(base, **self._values)
+
+
+def _make_overrides(target: type, values: dict) -> Overrides:
+    return Overrides[target](values)
+
+
+def _as_error(config: str, field: str, where: str, m: _Mismatch) -> _ConfigError:
+    """The public error for a mismatch: a ``ConfigValueError`` for a bad choice or an unknown key."""
+    reason = m.reason or f"expects {m.expected}, got {type(m.value).__name__} {_short(m.value)}"
+    return m.error(config, field, where, reason)
+
+
+def _nested_config(value: Any, cls: type) -> Any:
+    """A config dataclass field given a dict: ``from_dict(cls, value)``, its errors located inside the field."""
+    reason = _unknown_keys_reason(cls, value)
+    if reason:
+        raise _Mismatch(value, "", choice=True, reason=reason)
+    try:
+        return cls(**value)
+    except (ConfigTypeError, ConfigValueError) as e:
+        raise _Mismatch(value, "", "." + e.where, isinstance(e, ConfigValueError), e.reason) from None
 
 
 def type_name(hint: Any) -> str:
@@ -116,8 +246,8 @@ def _coerce(value: Any, hint: Any) -> Any:
             try:
                 return _coerce(value, a)
             except _Mismatch as m:
-                # one real arm and the problem is inside it (an item of a tuple): say which item
-                if len(arms) == 1 and m.suffix:
+                # one real arm and the problem is inside it (an item of a tuple, a key of a dict): say which
+                if len(arms) == 1 and (m.suffix or m.reason):
                     raise
         raise _Mismatch(value, type_name(hint))
     if origin is Literal:
@@ -156,9 +286,15 @@ def _coerce(value: Any, hint: Any) -> Any:
     elif hint is str:
         if isinstance(value, str):
             return str(value)
+    elif isinstance(hint, type) and issubclass(hint, Overrides) and hint.target is not None:
+        if isinstance(value, hint):
+            return value
+        return hint(hint._checked(value))
     elif isinstance(origin or hint, type):  # list, dict, dict[str, int] (items not checked), classes
         if isinstance(value, origin or hint):
             return value
+        if origin is None and dataclasses.is_dataclass(hint) and isinstance(value, Mapping):
+            return _nested_config(value, hint)
     else:
         return value  # an annotation this module does not understand: not checked
     raise _Mismatch(value, type_name(hint))
@@ -170,9 +306,7 @@ def check_value(config: str, field: str, value: Any, hint: Any) -> Any:
     try:
         return _coerce(value, hint)
     except _Mismatch as m:
-        reason = f"expects {m.expected}, got {type(m.value).__name__} {_short(m.value)}"
-        error = ConfigValueError if m.choice else ConfigTypeError
-        raise error(config, field, field + m.suffix, reason) from None
+        raise _as_error(config, field, field + m.suffix, m) from None
 
 
 @functools.cache
@@ -204,6 +338,18 @@ def check_keys(cls: type, keys: Iterable, name: str | None = None) -> None:
     unknown = sorted((k for k in keys if k not in valid), key=str)
     if unknown:
         raise ValueError(f"unknown {name or cls.__name__} key(s) {unknown}; valid keys: {', '.join(valid)}")
+
+
+def to_plain(x: Any) -> Any:
+    """Plain JSON-like data: config dataclasses -> dicts of their fields, ``Overrides`` and other
+    mappings -> dicts, tuples -> lists (what a config file holds; ``from_dict`` reads it back)."""
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return {f.name: to_plain(getattr(x, f.name)) for f in dataclasses.fields(x)}
+    if isinstance(x, Mapping):
+        return {k: to_plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [to_plain(v) for v in x]
+    return x
 
 
 def from_dict(cls: type[C], d: Mapping, name: str | None = None) -> C:

@@ -1,8 +1,9 @@
 """Run folders, configs, metrics and checkpoints: the small I/O every other module shares.
 
 Rules this module enforces so that nothing a user made is lost:
-- a run folder is never reused unless ``overwrite=True`` (an empty ``run_dir`` makes a new
-  timestamped one under ``runs/<name>/``);
+- a run folder is never reused or replaced unless asked (``make_run_dir``, the one place that makes
+  run folders: an empty ``run_dir`` makes a new timestamped one under ``runs/<name>/``; an existing
+  one is refused, numbered ``-2``, ``-3`` or handed to the caller's own check, as asked);
 - every file write is atomic (write ``*.tmp`` in the same folder, then ``os.replace``);
 - checkpoints load with ``torch.load(..., weights_only=True)``;
 - metrics are JSON lines, appended.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Mapping
@@ -51,24 +53,71 @@ def shared_data_dir() -> Path | None:
     return cand if cand.is_dir() else None
 
 
-def make_run_dir(run_dir: "str | Path | None", name: str = "run", overwrite: bool = False) -> Path:
-    """Create the run folder. Empty/None -> ``runs/<name>/<YYYYmmdd-HHMMSS>[-k]`` (always new).
-    An explicit folder that exists and is not empty raises ``RunDirExists`` unless ``overwrite``."""
+ON_EXISTS = ("refuse", "number", "check")
+
+
+def resolve_run_dir(run_dir: "str | Path") -> Path:
+    """``run_dir`` as an absolute path: a relative one is taken from the project root."""
+    path = Path(run_dir)
+    return path if path.is_absolute() else project_root() / path
+
+
+def _is_fresh(path: Path) -> bool:
+    """No folder there, or one holding nothing but the batch runner's own files (``RUNNER_FILES``)."""
+    return not path.exists() or (path.is_dir() and all(p.name in RUNNER_FILES for p in path.iterdir()))
+
+
+def make_run_dir(run_dir: "str | Path | None" = None, name: str = "run", overwrite: bool = False, *,
+                 on_exists: str = "refuse") -> Path:
+    """The run folder for ``run_dir``: the one function that makes run folders (notebooks, training,
+    pretraining, the batch runner). Relative paths are taken from the project root.
+
+    The rule: a folder that holds something is never reused or replaced unless asked.
+
+    - ``run_dir`` empty/None: a new ``runs/<name>/<YYYYmmdd-HHMMSS>``, ``-2``, ``-3`` ... when that
+      name is taken (always a new folder, whatever ``on_exists`` and ``overwrite`` say);
+    - ``on_exists="refuse"`` (default): a folder that exists and holds more than the batch runner's
+      files (``RUNNER_FILES``: a notebook the runner started uses its folder) raises
+      ``RunDirExists``; ``overwrite=True`` reuses it (files are replaced as they are written,
+      nothing is deleted);
+    - ``on_exists="number"`` (the batch runner): when ``run_dir`` exists at all, the first free
+      ``<run_dir>-2``, ``-3`` ... is made instead; ``overwrite=True`` deletes ``run_dir`` and makes
+      it afresh (``python -m hetskel.runs --overwrite``);
+    - ``on_exists="check"`` (``hetskel.train``, ``hetskel.experiment``): the path is returned as
+      it is, neither made nor checked, for the caller's own rule (the same training run resumes, a
+      different one is refused: ``hetskel.train.state``); only an empty ``run_dir`` makes a folder.
+
+    Returns the folder (made, except for ``"check"``).
+    """
+    if on_exists not in ON_EXISTS:
+        raise ValueError(f"on_exists must be one of {list(ON_EXISTS)}, got {on_exists!r}")
     if not run_dir:
-        base = project_root() / "runs" / name / time.strftime("%Y%m%d-%H%M%S")
-        path, k = base, 1
-        while path.exists():
-            k += 1
-            path = base.with_name(f"{base.name}-{k}")
-    else:
-        path = Path(run_dir)
-        if not path.is_absolute():
-            path = project_root() / path
-        if path.exists() and any(p.name not in RUNNER_FILES for p in path.iterdir()) and not overwrite:
-            raise RunDirExists(f"run folder {path} already exists and is not empty; choose a new run_dir "
-                               f"or pass overwrite=True to replace its files")
+        return _numbered(project_root() / "runs" / name / time.strftime("%Y%m%d-%H%M%S"))
+    path = resolve_run_dir(run_dir)
+    if on_exists == "check":
+        return path
+    if on_exists == "number":
+        if overwrite and path.exists():
+            shutil.rmtree(path)
+        return _numbered(path)
+    if not overwrite and not _is_fresh(path):
+        raise RunDirExists(f"run folder {path} already exists and is not empty; choose a new run_dir "
+                           f"or pass overwrite=True to replace its files")
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def _numbered(base: Path) -> Path:
+    """Make and return the first of ``base``, ``base-2``, ``base-3``, ... that does not exist yet
+    (``mkdir`` without ``exist_ok``: two processes never get the same folder)."""
+    path, k = base, 1
+    while True:
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            k += 1
+            path = base.with_name(f"{base.name}-{k}")
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:

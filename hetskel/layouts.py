@@ -24,7 +24,7 @@ import numpy as np
 
 # ---------------------------------------------------------------------------------------------
 # The canonical vocabulary. Its order *is* the unified order: face (5), the 15 joints shared by
-# Kinect v2 and COCO-20, then Kinect-only hand/foot joints (10) -- SPEC 3.1. Names registered later
+# Kinect v2 and COCO-20, then Kinect-only hand/foot joints (10), as in the paper. Names registered later
 # are appended, so the union of any layouts is ordered by this list.
 FACE = ("nose", "left_eye", "right_eye", "left_ear", "right_ear")
 COMMON = (
@@ -38,7 +38,7 @@ HANDS_FEET = (
 )
 _VOCAB: list[str] = [*FACE, *COMMON, *HANDS_FEET, "head_top"]
 
-# Joints that can be computed from others when a layout lacks them (SPEC 3.1 spine interpolation).
+# Joints that can be computed from others when a layout lacks them (the paper's spine interpolation).
 # Order matters: spine_mid needs the two joints derived before it.
 DERIVED: dict[str, tuple[str, ...]] = {
     "spine_shoulder": ("left_shoulder", "right_shoulder"),
@@ -256,7 +256,7 @@ register_layout(Layout.from_bones(
     {**_COCO_BONES, "left_shoulder": "spine_shoulder", "right_shoulder": "spine_shoulder",
      "left_hip": "spine_base", "right_hip": "spine_base", "spine_mid": "spine_base",
      "spine_shoulder": "spine_mid", "nose": "spine_shoulder"},
-    dims=2, description="COCO-17 + 3 interpolated spine joints (SPEC 3.1)"))
+    dims=2, description="COCO-17 + 3 interpolated spine joints"))
 
 _V1_BONES = {"spine_mid": "spine_base", "spine_shoulder": "spine_mid", "head": "spine_shoulder",
              "left_shoulder": "spine_shoulder", "left_elbow": "left_shoulder", "left_wrist": "left_elbow",
@@ -369,7 +369,7 @@ def unify(layouts: Sequence["str | Layout"], name: str | None = None) -> Unified
 
 register_layout(Layout(name="unified30", joints=unify(["ntu25", "coco17"]).layout.joints,
                        parents=unify(["ntu25", "coco17"]).layout.parents, dims=3,
-                       description="union of ntu25 and coco17 (SPEC 3.1): face 5, common 15, hands/feet 10"))
+                       description="union of ntu25 and coco17: face 5, common 15, hands/feet 10"))
 
 
 # The layouts every fresh interpreter has (user layouts and derived ones such as "coco17+spine" come later).

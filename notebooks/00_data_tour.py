@@ -48,7 +48,7 @@ from hetskel.data import synhet
 from hetskel.data.arrays import load_msr_action3d, load_utd_mhad
 from hetskel.data.ntu import read_skeleton, select_bodies
 from hetskel.data.pyskl import format_summary, load_pyskl, summarize
-from hetskel.io import make_run_dir, save_figure, save_json
+from hetskel.io import load_json, make_run_dir, save_figure, save_json
 from hetskel.layouts import get_layout, list_layouts, unify
 from hetskel.viz.skeleton import skeleton_figure
 
@@ -67,8 +67,8 @@ print("run folder:", run_dir)
 # canonical names, so converting between formats is a re-indexing, never a guess.
 
 # %%
-# NBVAL_CHECK_OUTPUT
 print(tour.layout_table())
+metrics["layouts"] = list_layouts()
 
 # %% [markdown]
 # The paper's **unified skeleton** is the union of Kinect-25 and COCO-17: 30 joints, face first, then
@@ -77,10 +77,11 @@ print(tour.layout_table())
 # feet, neck, head and spine, and this gap is what the paper's lifter and prompts fill in.
 
 # %%
-# NBVAL_CHECK_OUTPUT
 unified = unify(["ntu25", "coco17"])
 print(tour.unified_table(unified))
-print("same joints as the registered unified30:", unified.layout.joints == get_layout("unified30").joints)
+metrics["unified_missing"] = {s: unified.missing(s) for s in unified.sources}
+metrics["unified_is_unified30"] = unified.layout.joints == get_layout("unified30").joints
+print("same joints as the registered unified30:", metrics["unified_is_unified30"])
 
 # %% [markdown]
 # ## 2. SynHet: one motion, two formats
@@ -99,14 +100,16 @@ print(format_summary(summarize(data3d)), end="\n\n")
 print(format_summary(summarize(data2d)))
 
 # %%
-# NBVAL_CHECK_OUTPUT
 print(tour.class_table(data3d))
 
 # %%
 metrics["num_layouts"] = len(list_layouts())
 metrics["unified_joints"] = unified.layout.num_joints
 metrics["synhet"] = {"num_samples": len(data3d["annotations"]), "num_classes": len(data3d["class_names"]),
-                     "num_frames": num_frames, "splits": {k: len(v) for k, v in data3d["split"].items()}}
+                     "num_frames": num_frames, "splits": {k: len(v) for k, v in data3d["split"].items()},
+                     "class_groups": data3d["class_groups"],
+                     "class_samples": {c: int(sum(a["label"] == k for a in data3d["annotations"]))
+                                       for k, c in enumerate(data3d["class_names"])}}
 
 # %% [markdown]
 # ### A face class and a hand class in both formats
@@ -303,3 +306,32 @@ fig
 # %%
 save_json(run_dir / "metrics.json", metrics)
 print("wrote", run_dir / "metrics.json")
+
+# %% [markdown]
+# ## Smoke check
+#
+# `make test` runs this notebook with `smoke = True` (seed 0): the numbers just written must be these.
+
+# %%
+if smoke:
+    written = load_json(run_dir / "metrics.json")
+    assert written["layouts"] == ["coco17", "coco20", "h36m17", "kinect20_msr", "kinect20_utd", "ntu25", "openni15",
+                                  "unified30"], written["layouts"]
+    assert written["num_layouts"] == 8 and written["unified_joints"] == 30 and written["unified_is_unified30"]
+    assert written["unified_missing"] == {
+        "ntu25": ["nose", "left_eye", "right_eye", "left_ear", "right_ear"],
+        "coco17": ["spine_base", "spine_mid", "spine_shoulder", "neck", "head", "left_hand", "right_hand",
+                   "left_hand_tip", "right_hand_tip", "left_thumb", "right_thumb", "left_foot", "right_foot"]}
+    syn = written["synhet"]
+    assert syn["num_samples"] == 100 and syn["num_classes"] == 17 and syn["num_frames"] == 32, syn
+    assert syn["class_groups"] == {
+        "face": ["turn_head_left", "turn_head_right", "nod_head"], "hand": ["open_hand", "make_fist", "thumbs_up"],
+        "body": ["wave_right_hand", "raise_both_arms", "squat", "jump", "kick_right", "walk_forward", "bow",
+                 "punch_right"],
+        "two_person": ["handshake", "approach", "push"]}, syn["class_groups"]
+    if seed == 0:
+        assert syn["class_samples"] == {
+            "turn_head_left": 3, "turn_head_right": 6, "nod_head": 5, "open_hand": 10, "make_fist": 3, "thumbs_up": 1,
+            "wave_right_hand": 6, "raise_both_arms": 5, "squat": 6, "jump": 9, "kick_right": 5, "walk_forward": 8,
+            "bow": 6, "punch_right": 8, "handshake": 8, "approach": 5, "push": 6}, syn["class_samples"]
+    print("smoke check passed")

@@ -19,7 +19,7 @@
 # A COCO-17 2D skeleton from a video detector and a Kinect-25 3D skeleton of the same motion can only
 # share one model if they live in one space. The paper lifts the 2D skeleton to 3D with a small
 # per-frame MLP (4 fully connected layers with BatchNorm) trained with `L_rec`, the squared error on
-# the 15 joints both formats share, against the paired 3D skeleton (SPEC 3.2). This notebook trains
+# the 15 joints both formats share, against the paired 3D skeleton. This notebook trains
 # that lifter alone, so it can be inspected:
 #
 # 1. on **SynHet** pairs, tested on **held-out subjects** (`xsub_val`): loss curves, an MPJPE /
@@ -67,7 +67,7 @@ import torch
 from hetskel.studies import lifter as lifter_study, tour
 from hetskel.data import synhet
 from hetskel.hetero.lifter_train import LifterConfig, train_lifter
-from hetskel.io import make_run_dir, save_figure, save_json
+from hetskel.io import load_json, make_run_dir, save_figure, save_json
 
 if smoke:  # CI: small enough for seconds on a CPU
     num_samples, num_frames, width, epochs, real_steps = 200, 32, 32, 2, 10
@@ -97,24 +97,27 @@ data3d, data2d = synhet.generate(num_samples=num_samples, num_frames=num_frames,
 syn = lifter_study.synhet_pairset(data3d, data2d)
 
 # %%
-# NBVAL_CHECK_OUTPUT
 print(lifter_study.describe(syn))
+metrics["synhet_pairs"] = {"layouts": [syn.layout_2d, syn.layout_3d], "image": list(syn.img_shape),
+                           "shape_2d": list(syn.x2d.shape), "shape_3d": list(syn.x3d.shape), "clips": len(syn.clips),
+                           "person_frames": int(syn.frames()),
+                           "splits": {k: [len(v), int(syn.frames(k))] for k, v in syn.split.items()}}
 
 # %% [markdown]
 # ## 2. The lifter
 #
-# COCO-17 first gets the three interpolated spine joints (COCO-20, SPEC 3.1). The MLP maps the
+# COCO-17 first gets the three interpolated spine joints (COCO-20). The MLP maps the
 # 20 x 2 pose-frame coordinates of one frame to 20 x 3, with its root pinned to the origin; `L_rec`
 # supervises the 15 joints COCO-20 shares with Kinect-25 (the face outputs get no target and are
 # ignored below). Padded frames never enter the MLP or its BatchNorm statistics.
 
 # %%
-# NBVAL_CHECK_OUTPUT
 print(lifter_study.describe_lifter(config))
 
 # %%
 t0 = time.time()
 result = train_lifter(*syn.split_pairs("xsub_train", "xsub_val"), config, progress=progress)
+metrics["lifter_parameters"] = sum(p.numel() for p in result.model.parameters())
 metrics["wall_s"]["synhet_lifter"] = round(time.time() - t0, 1)
 print(f"trained in {metrics['wall_s']['synhet_lifter']} s")
 
@@ -275,3 +278,22 @@ save_json(run_dir / "metrics.json", metrics)
 print("wrote", run_dir / "metrics.json")
 print(f"SynHet held-out MPJPE: lifter {metrics['mpjpe']:.1f} mm, better baseline {metrics['mpjpe_baseline']:.1f} mm;"
       f" total {metrics['wall_s']['total']} s")
+
+# %% [markdown]
+# ## Smoke check
+#
+# `make test` runs this notebook with `smoke = True` (seed 0): the numbers just written must be these.
+
+# %%
+if smoke:
+    written = load_json(run_dir / "metrics.json")
+    pairs = written["synhet_pairs"]
+    assert pairs["layouts"] == ["coco17", "ntu25"] and pairs["image"] == [1080, 1920], pairs
+    assert pairs["shape_2d"] == [200, 2, 32, 17, 2] and pairs["shape_3d"] == [200, 2, 32, 25, 3], pairs
+    if seed == 0:
+        assert pairs["clips"] == 200 and pairs["person_frames"] == 7520, pairs
+        assert pairs["splits"] == {"xsub_train": [104, 3872], "xsub_val": [96, 3648], "xview_train": [133, 4960],
+                                   "xview_val": [67, 2560]}, pairs["splits"]
+    if num_layers == 4:  # coco17 -> coco20, 4 linear layers of width 32
+        assert written["lifter_parameters"] == 5596, written["lifter_parameters"]
+    print("smoke check passed")

@@ -48,7 +48,7 @@ sources = ["ntu25", "coco20", "kinect20_msr"]
 # %matplotlib inline
 from hetskel.studies import prompts as prompt_study, prompt_views
 from hetskel.data import synhet
-from hetskel.io import make_run_dir, save_figure, save_json
+from hetskel.io import load_json, make_run_dir, save_figure, save_json
 
 if smoke:  # CI: a draw small enough for seconds on a CPU
     num_samples, num_frames, train_steps = 80, 16, 30
@@ -67,7 +67,6 @@ print("run folder:", run_dir)
 # so COCO's head and neck hang off its nose, Kinect v1's fingertips off its hands).
 
 # %%
-# NBVAL_CHECK_OUTPUT
 print(prompt_study.source_table(sources))
 
 # %% [markdown]
@@ -175,7 +174,6 @@ fig
 # skeleton's real joints and the round trip equal the input exactly, on every clip of the draw.
 
 # %%
-# NBVAL_CHECK_OUTPUT
 checks = prompt_study.round_trip(runs, data)
 print(prompt_study.round_trip_table(checks))
 
@@ -191,3 +189,20 @@ metrics.update(prompt_study.study_metrics(runs, data, checks))
 save_json(run_dir / "metrics.json", metrics)
 print("wrote", run_dir / "metrics.json")
 print({k: metrics[k] for k in ("round_trip_exact", "final_loss")})
+
+# %% [markdown]
+# ## Smoke check
+#
+# `make test` runs this notebook with `smoke = True`: every layout's real joints must pass through
+# every mode bit for bit, and the joint counts must be these.
+
+# %%
+if smoke:
+    written = load_json(run_dir / "metrics.json")
+    assert written["round_trip_exact"] is True and written["round_trip_max_abs_diff"] == 0.0, written
+    assert sorted(written["final_loss"]) == sorted(modes), written["final_loss"]
+    counts = {"ntu25": {"real": 25, "virtual": 5}, "coco20": {"real": 20, "virtual": 10},
+              "kinect20_msr": {"real": 20, "virtual": 10}}
+    assert sorted(written["sources"]) == sorted(sources) and all(
+        written["sources"][s] == counts[s] for s in sources if s in counts), written["sources"]
+    print("smoke check passed")

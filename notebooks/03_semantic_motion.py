@@ -16,7 +16,7 @@
 # %% [markdown]
 # # 03 · Semantic motion encoding
 #
-# The paper's third modality, **S**, describes how each joint moves in words (SPEC 3.4). Per joint,
+# The paper's third modality, **S**, describes how each joint moves in words. Per joint,
 # frame and axis, the displacement since the previous frame picks one of seven words: *right* /
 # *left* on x, *up* / *down* on y, *front* / *back* on z, and *unmove* when it is below a threshold
 # (and on the first frame). Each word is encoded once by CLIP's frozen text tower (512-d), and a
@@ -62,7 +62,7 @@ from hetskel.studies import semantic as sem
 from hetskel.data import synhet
 from hetskel.hetero.semantic import motion_words, text_table
 from hetskel.hetero.semantic import vocabulary as words_of
-from hetskel.io import make_run_dir, save_figure, save_json
+from hetskel.io import load_json, make_run_dir, save_figure, save_json
 from hetskel.studies.lifter import first_clip, split_rows
 from hetskel.studies.tour import caption
 
@@ -74,7 +74,8 @@ run_dir = make_run_dir(run_dir, "03_semantic_motion")
 figdir = run_dir / "figures" if smoke else None  # smoke figures stay out of the committed figures/
 cfg = sem.make_config(threshold, vocabulary)
 vocab = words_of(cfg)
-metrics = {"smoke": smoke, "seed": seed, "threshold": threshold, "vocabulary": vocabulary, "num_words": len(vocab)}
+metrics = {"smoke": smoke, "seed": seed, "threshold": threshold, "vocabulary": vocabulary, "num_words": len(vocab),
+           "words": list(vocab)}
 print("run folder:", run_dir)
 
 # %% [markdown]
@@ -88,11 +89,9 @@ print("run folder:", run_dir)
 # `sign(d)` with 0 at or below the threshold.
 
 # %%
-# NBVAL_CHECK_OUTPUT
 print(sem.vocab_text(cfg))
 
 # %%
-# NBVAL_CHECK_OUTPUT
 toy, toy_joints = sem.toy_sequence()
 print(sem.word_grid(toy, toy_joints, cfg))
 
@@ -113,9 +112,11 @@ data3d, data2d, data_clean = synhet.generate(num_samples=num_samples, num_frames
 w_kinect, w_clean = motion_words(x_kinect, config=cfg), motion_words(x_clean, config=cfg)
 
 # %%
-# NBVAL_CHECK_OUTPUT
 print(f"Kinect-25 words: {tuple(w_kinect.shape)} {w_kinect.dtype}, clean unified30 words: {tuple(w_clean.shape)}")
 print(f"word indices 0..{len(vocab) - 1} into the {vocabulary} vocabulary")
+metrics["word_shapes"] = {"kinect": list(w_kinect.shape), "clean": list(w_clean.shape)}
+metrics["word_dtype"] = str(w_kinect.dtype)
+metrics["word_range"] = [int(min(w_kinect.min(), w_clean.min())), int(max(w_kinect.max(), w_clean.max()))]
 
 # %% [markdown]
 # ### A face clip and a hand clip
@@ -264,9 +265,9 @@ fig
 # the whole notebook with it. Below, the same clips counted with both vocabularies.
 
 # %%
-# NBVAL_CHECK_OUTPUT
 graded = sem.make_config(threshold, "graded")
 print(sem.vocab_text(graded))
+metrics["graded_words"] = list(words_of(graded))
 
 # %%
 basic = sem.make_config(threshold, "basic")
@@ -288,3 +289,23 @@ fig
 save_json(run_dir / "metrics.json", metrics)
 print("wrote", run_dir / "metrics.json")
 print("text table:", metrics["table_source"], "(CLIP)" if metrics["table_is_clip"] else "(NOT CLIP)")
+
+# %% [markdown]
+# ## Smoke check
+#
+# `make test` runs this notebook with `smoke = True`: the vocabularies and the shapes of the words
+# just written must be these.
+
+# %%
+if smoke:
+    written = load_json(run_dir / "metrics.json")
+    basic_words = ["right", "left", "up", "down", "front", "back", "unmove"]
+    graded_words = ([f"slightly {w}" for w in basic_words[:6]] + basic_words[:6] + [f"quickly {w}" for w in basic_words[:6]]
+                    + ["unmove"])
+    assert written["graded_words"] == graded_words, written["graded_words"]
+    assert written["words"] == {"basic": basic_words, "graded": graded_words}[vocabulary], written["words"]
+    assert written["num_words"] == len(written["words"])
+    assert written["word_shapes"] == {"kinect": [120, 2, 32, 25, 3], "clean": [120, 2, 32, 30, 3]}, written["word_shapes"]
+    assert written["word_dtype"] == "torch.int64"
+    assert 0 <= written["word_range"][0] <= written["word_range"][1] <= written["num_words"] - 1, written["word_range"]
+    print("smoke check passed")

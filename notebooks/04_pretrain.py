@@ -16,7 +16,7 @@
 # %% [markdown]
 # # 04 · Pretraining
 #
-# Self-supervised pretraining of the unified encoder (SPEC 4): the heterogeneous processor turns each
+# Self-supervised pretraining of the unified encoder: the heterogeneous processor turns each
 # clip into the paper's modalities on one 30-joint skeleton (**J**: the Kinect-25 3D skeleton,
 # **C**: the COCO-17 2D skeleton lifted to 3D by a trainable MLP, **S**: per-joint motion words
 # reduced from a frozen text table), and UmURL's objective trains one shared transformer on them:
@@ -64,9 +64,10 @@ import json
 
 import torch
 
+from hetskel.eval.transfer import pretrained_layouts
 from hetskel.experiment import pretrain as experiment
-from hetskel.experiment.spec import SMOKE, PretrainSpec, smoke_spec
-from hetskel.io import save_figure, save_json
+from hetskel.experiment.spec import PretrainSpec, smoke_spec
+from hetskel.io import load_json, save_figure, save_json
 
 paths = {k: p for k, p in (("ntu25", pyskl_3d), ("coco17", pyskl_2d)) if p}
 spec = PretrainSpec.from_dict(dict(
@@ -90,8 +91,16 @@ print(json.dumps(spec.to_dict(), indent=1))
 # modality is `(N, M, T, V, C)`: persons, frames, the 30 unified joints, 3 channels.
 
 # %%
-# NBVAL_CHECK_OUTPUT
 print(experiment.describe(net))
+enc = net.encoder
+network = {"modality_channels": {k: enc.modality_channels[k] for k in net.modalities}, "num_joints": enc.num_joints,
+           "max_persons": enc.config.max_persons, "num_frames": enc.config.num_frames,
+           "sources": pretrained_layouts(net),
+           "encoder": {k: getattr(enc.config, k) for k in ("d_model", "num_layers", "num_heads", "ff_dim")}
+           | {"proj_dims": list(enc.config.proj_dims), "out_dim": enc.out_dim},
+           "parameters": {"encoder": experiment.count_parameters(enc),
+                          "processor": experiment.count_parameters(net.processor)}
+           | {k: experiment.count_parameters(m) for k, m in net.processor.named_children()}}
 
 # %% [markdown]
 # ## Pretraining
@@ -141,6 +150,28 @@ fig
 metrics = {"smoke": smoke, "final": experiment.loss_terms(run.final),
            "samples_per_s": run.samples_per_s, "wall_time_s": run.wall_time, "epochs": len(run.epochs),
            "world_size": run.world_size, "semantic_table": run.semantic_table,
-           "modalities": list(spec.modality_list), "num_params": experiment.count_parameters(net)}
+           "modalities": list(spec.modality_list), "num_params": experiment.count_parameters(net), "network": network}
 save_json(run_dir / "metrics.json", metrics)
 print("wrote", run_dir / "metrics.json")
+
+# %% [markdown]
+# ## Smoke check
+#
+# `make test` runs this notebook with `smoke = True` at its defaults, i.e. the standard smoke
+# pretraining `smoke_spec()`: the network just written must be exactly this one, and its loss finite.
+
+# %%
+import math
+
+if smoke:
+    written = load_json(run_dir / "metrics.json")
+    assert all(math.isfinite(v) for v in written["final"].values()), written["final"]
+    if spec.to_dict() == smoke_spec().resolved().to_dict():
+        assert written["network"] == {
+            "modality_channels": {"J": 3, "C": 3, "S": 3}, "num_joints": 30, "max_persons": 2, "num_frames": 32,
+            "sources": {"J": "ntu25", "C": "coco17"},
+            "encoder": {"d_model": 64, "num_layers": 1, "num_heads": 1, "ff_dim": 128, "proj_dims": [128, 128, 256],
+                        "out_dim": 128},
+            "parameters": {"encoder": 353920, "processor": 15786, "unifier": 45, "lifters": 15228, "semantic": 513}
+        }, written["network"]
+    print("smoke check passed")

@@ -16,7 +16,7 @@
 # %% [markdown]
 # # 05 · Evaluating the pretrained encoder
 #
-# The paper's protocols (SPEC 5) on the pretraining dataset's own split:
+# The paper's protocols on the pretraining dataset's own split:
 #
 # * **linear probe**: the encoder frozen, a linear classifier on its 2d-dimensional features (SGD lr
 #   0.03, momentum 0.9, lr x0.1 at 80% and 93% of the epochs), top-1 after the last epoch (`final`)
@@ -58,9 +58,10 @@ import torch
 
 from hetskel.eval.pretrained import evaluate_pretrained, results_table
 from hetskel.experiment import pretrain as experiment
-from hetskel.experiment.spec import SMOKE, PretrainSpec, smoke_spec
+from hetskel.experiment.spec import PretrainSpec, smoke_spec
 from hetskel.eval.protocols import confusion_figure, per_class_figure
-from hetskel.io import make_run_dir, save_figure, save_json
+from hetskel.eval.transfer import pretrained_layouts
+from hetskel.io import load_json, make_run_dir, save_figure, save_json
 
 run_dir = make_run_dir(run_dir, "05_evaluate")
 if smoke:  # CI: seconds per protocol, on one thread so that the numbers repeat run to run
@@ -78,10 +79,20 @@ print("pretrained run:", pretrain_dir)
 print(experiment.table_banner(experiment.read_pretrain_run(pretrain_dir).semantic_table))
 
 # %%
-# NBVAL_CHECK_OUTPUT
 print(f"{spec.dataset} {'/'.join(spec.split_names())}: {len(train_ds)} training clips, {len(val_ds)} test clips, "
       f"{train_ds.num_classes} classes")
 print(experiment.describe(pretrainer))
+data = {"dataset": spec.dataset, "splits": list(spec.split_names()), "train_clips": len(train_ds),
+        "test_clips": len(val_ds), "num_classes": train_ds.num_classes}
+enc = pretrainer.encoder
+network = {"modality_channels": {k: enc.modality_channels[k] for k in pretrainer.modalities},
+           "num_joints": enc.num_joints, "max_persons": enc.config.max_persons, "num_frames": enc.config.num_frames,
+           "sources": pretrained_layouts(pretrainer),
+           "encoder": {k: getattr(enc.config, k) for k in ("d_model", "num_layers", "num_heads", "ff_dim")}
+           | {"proj_dims": list(enc.config.proj_dims), "out_dim": enc.out_dim},
+           "parameters": {"encoder": experiment.count_parameters(enc),
+                          "processor": experiment.count_parameters(pretrainer.processor)}
+           | {k: experiment.count_parameters(m) for k, m in pretrainer.processor.named_children()}}
 
 # %% [markdown]
 # ## The protocols
@@ -140,6 +151,29 @@ fig
 
 # %%
 metrics = {"smoke": smoke, "pretrain_dir": str(pretrain_dir), "spec": spec.to_dict(),
-           "semantic_table": experiment.read_pretrain_run(pretrain_dir).semantic_table, **res}
+           "semantic_table": experiment.read_pretrain_run(pretrain_dir).semantic_table, "data": data,
+           "network": network, **res}
 save_json(run_dir / "metrics.json", metrics)
 print("wrote", run_dir / "metrics.json")
+
+# %% [markdown]
+# ## Smoke check
+#
+# `make test` runs this notebook with `smoke = True` at its defaults: it pretrains the standard smoke
+# run `smoke_spec()` here, so the data and the network just written must be exactly these (the
+# pretraining gain is checked above).
+
+# %%
+if smoke:
+    written = load_json(run_dir / "metrics.json")
+    if spec.resolved().to_dict() == smoke_spec().resolved().to_dict():
+        assert written["data"] == {"dataset": "synhet", "splits": ["xsub_train", "xsub_val"], "train_clips": 207,
+                                   "test_clips": 193, "num_classes": 17}, written["data"]
+        assert written["network"] == {
+            "modality_channels": {"J": 3, "C": 3, "S": 3}, "num_joints": 30, "max_persons": 2, "num_frames": 32,
+            "sources": {"J": "ntu25", "C": "coco17"},
+            "encoder": {"d_model": 64, "num_layers": 1, "num_heads": 1, "ff_dim": 128, "proj_dims": [128, 128, 256],
+                        "out_dim": 128},
+            "parameters": {"encoder": 353920, "processor": 15786, "unifier": 45, "lifters": 15228, "semantic": 513}
+        }, written["network"]
+    print("smoke check passed")

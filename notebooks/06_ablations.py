@@ -22,7 +22,7 @@
 # (folder `<run_dir>/trials/<variant, seed>/` with its executed notebook, `metrics.json`, log and
 # pretraining run), and a failing trial is recorded without stopping the grid.
 #
-# * **paper** (SPEC 6): the full J+C+S model; *w/o lifter* (2D joints kept with zero depth);
+# * **paper**: the full J+C+S model; *w/o lifter* (2D joints kept with zero depth);
 #   *w/o words* (S from numeric +1/-1/0 motion signs instead of CLIP word embeddings);
 #   *w/o prompts* (missing joints zero-padded instead of learned prompts);
 # * **modalities**: J (3D Kinect joints), C (2D COCO keypoints), S (semantic motion), J+C;
@@ -54,7 +54,7 @@ progress = True
 from pathlib import Path
 
 from hetskel.studies import ablation
-from hetskel.io import make_run_dir, project_root, save_figure, save_json
+from hetskel.io import load_json, make_run_dir, project_root, save_figure, save_json
 from hetskel.runs.grid import run_grid
 
 run_dir = make_run_dir(run_dir, "06_ablations")
@@ -73,8 +73,8 @@ if ablation.skipped_variants():
     print("not in this grid (PretrainSpec has no such field):", ", ".join(ablation.skipped_variants()))
 
 # %%
-# NBVAL_CHECK_OUTPUT
-print("\n".join(f"{n:11s} {ablation.label(n):18s} {ablation.available_variants()[n][2]}" for n in names))
+variant_changes = {n: {"label": ablation.label(n), "changes": ablation.available_variants()[n][2]} for n in names}
+print("\n".join(f"{n:11s} {v['label']:18s} {v['changes']}" for n, v in variant_changes.items()))
 
 # %% [markdown]
 # ## The grid
@@ -115,6 +115,21 @@ fig
 
 # %%
 save_json(run_dir / "metrics.json", {"smoke": bool(smoke), "seeds": list(seeds), "fixed": fixed,
-                                     "skipped_variants": ablation.skipped_variants(), "rows": rows,
-                                     "table": table, "trials": [r.run_dir for r in result.records]})
+                                     "skipped_variants": ablation.skipped_variants(), "variants": variant_changes,
+                                     "rows": rows, "table": table, "trials": [r.run_dir for r in result.records]})
 print("wrote", run_dir / "metrics.json")
+
+# %% [markdown]
+# ## Smoke check
+#
+# `make test` runs this notebook with `smoke = True`: two variants, one seed, every trial ok (checked
+# above), and the variants just written must be these.
+
+# %%
+if smoke:
+    written = load_json(run_dir / "metrics.json")
+    assert written["variants"] == {"full": {"label": "full J+C+S", "changes": {}},
+                                   "no_prompts": {"label": "w/o prompts", "changes": {"prompt_mode": "zero"}}}, \
+        written["variants"]
+    assert written["seeds"] == [0] and len(written["trials"]) == 2, written
+    print("smoke check passed")

@@ -39,8 +39,7 @@ progress = False
 # %%
 import torch
 from hetskel.studies import ablation
-from hetskel.experiment import pretrain as experiment
-from hetskel.experiment.spec import SMOKE, PretrainSpec, smoke_spec
+from hetskel.experiment.spec import SMOKE
 from hetskel.io import make_run_dir, save_json
 
 if num_threads:

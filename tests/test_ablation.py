@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from notebook_checks import assert_notebook_conventions
 
 from hetskel.experiment.spec import PretrainSpec
-from hetskel.runs.grid import notebook_parameters
 from hetskel.studies import ablation
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,17 +92,20 @@ def test_run_trial_pretrains_and_probes(base, tmp_path):
     assert cfg["extra"]["builder_args"]["spec"]["prompt_mode"] == "zero"
 
 
-def test_notebooks_are_generated_and_wired():
-    p06 = notebook_parameters(ROOT / "notebooks" / "06_ablations.ipynb")
+def test_notebooks_are_in_sync_and_wired():
+    p06 = assert_notebook_conventions("06_ablations")
     assert {"smoke", "run_dir", "seeds", "groups", "variants", "preset", "num_samples", "epochs",
             "probe_epochs", "progress", "num_threads"} <= set(p06)
-    trial = notebook_parameters(ROOT / "notebooks" / "trial.ipynb")
+    trial = assert_notebook_conventions("trial")
     assert {"smoke", "run_dir", "variant", "seed"} <= set(trial)
     # every parameter 06 passes to a trial exists there (run_grid would refuse it otherwise)
     assert {"preset", "num_samples", "epochs", "batch_size", "lr", "lifter_width", "probe_epochs",
             "num_threads"} <= set(trial)
     src = "".join("".join(c["source"]) for c in json.loads((ROOT / "notebooks/06_ablations.ipynb").read_text())["cells"])
     assert "trial.ipynb" in src and "run_grid" in src and "06_ablations" in src
-    pins = json.loads((ROOT / "tests" / "notebook_pins.json").read_text()).get("06_ablations", {})
-    ids = {c["id"] for c in json.loads((ROOT / "notebooks/06_ablations.ipynb").read_text())["cells"]}
-    assert set(pins) <= ids
+
+
+def test_the_smoke_variants_as_the_notebook_prints_them():
+    names = ["full", "no_prompts"]  # 06's smoke grid (its smoke check asserts the same on metrics.json)
+    text = "\n".join(f"{n:11s} {ablation.label(n):18s} {ablation.available_variants()[n][2]}" for n in names)
+    assert text == "full        full J+C+S         {}\nno_prompts  w/o prompts        {'prompt_mode': 'zero'}"

@@ -34,7 +34,8 @@ from hetskel.experiment.pretrain import build_from_spec, run_description
 from hetskel.experiment.spec import PretrainSpec
 from hetskel.io import read_jsonl
 from hetskel.train.dist import epoch_shard
-from hetskel.train.loop import NonFiniteLossError, main, train
+from hetskel.train.fit import NonFiniteLossError
+from hetskel.train.loop import main, train
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS_PER_EPOCH, EPOCHS = 3, 2          # 27 x-sub training clips of 60 SynHet samples / batch 8

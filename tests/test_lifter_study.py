@@ -1,9 +1,9 @@
-"""hetskel.studies.lifter (the lifter notebook's helpers), lifter_train's additions, the notebook and its pins."""
+"""hetskel.studies.lifter (the lifter notebook's helpers), lifter_train's additions, the notebook and what it prints."""
 import numpy as np
 import pytest
 import torch
 from matplotlib.figure import Figure
-from notebook_checks import assert_notebook_conventions, checked_pins
+from notebook_checks import assert_notebook_conventions
 
 from hetskel.data import synhet
 from hetskel.data.errors import DataError
@@ -183,13 +183,28 @@ def test_ntu_and_msr_pairsets(shared_data):
 
 # ---------------------------------------------------------------------------------------------
 # notebook
-def test_notebook_is_generated_output_free_with_its_parameters():
+def test_notebook_is_in_sync_output_free_with_its_parameters():
     p = assert_notebook_conventions("01_lifter")
     assert p["progress"] is False
     assert {"width", "epochs", "real_steps", "finetune_lr", "shared_data", "num_threads"} <= set(p)
 
 
-def test_pins_point_at_checked_cells_of_the_notebook():
-    pins = checked_pins("01_lifter")
-    lifter_pin = next(t for t in pins.values() if t.startswith("coco17 -> coco20"))
-    assert lifter_pin == ls.describe_lifter(LifterConfig(width=32)) + "\n"  # the smoke width
+# what the notebook prints in its smoke run (smoke = True, seed 0), exactly
+SMOKE_PAIRS = (
+    "SynHet: 200 clips, 2D coco17 (200, 2, 32, 17, 2) pixels of a 1920x1080 image -> 3D ntu25 (200, 2, 32, 25, 3) metres\n"
+    "  person-frames with both skeletons: 7520\n"
+    "  xsub_train    104 clips    3872 person-frames\n"
+    "  xsub_val       96 clips    3648 person-frames\n"
+    "  xview_train   133 clips    4960 person-frames\n"
+    "  xview_val      67 clips    2560 person-frames\n"
+)
+SMOKE_LIFTER = (
+    "coco17 -> coco20 (20 joints x 2) -> 20 joints x 3; 4 linear layers of width 32; 5,596 parameters\n"
+    "L_rec supervises the 15 joints coco20 shares with ntu25: left_shoulder, right_shoulder, left_elbow, right_elbow, left_wrist, right_wrist, left_hip, right_hip, left_knee, right_knee, left_ankle, right_ankle, spine_shoulder, spine_base, spine_mid\n"
+)
+
+
+def test_the_notebooks_descriptions_exactly():
+    d3, d2 = synhet.generate(num_samples=200, num_frames=32, seed=0)  # the notebook's smoke draw
+    assert ls.describe(ls.synhet_pairset(d3, d2)) + "\n" == SMOKE_PAIRS
+    assert ls.describe_lifter(LifterConfig(width=32)) + "\n" == SMOKE_LIFTER  # the smoke width

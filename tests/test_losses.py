@@ -115,7 +115,8 @@ def _ddp_worker(rank, world, init_file, z_all, zu_all, out_q):
         zu = {"J": zu_all[rank * n:(rank + 1) * n].clone().requires_grad_()}
         loss = umurl_loss(z, zu)["loss"]
         loss.backward()
-        out_q.put((rank, loss.item(), z["J"].grad.clone()))
+        # as a list: a tensor would travel as a shared-memory handle that dies with this process
+        out_q.put((rank, loss.item(), z["J"].grad.tolist()))
     finally:
         tdist.destroy_process_group()
 
@@ -141,4 +142,4 @@ def test_distributed_loss_equals_the_global_batch_loss(tmp_path):
         assert p.exitcode == 0
     for rank, loss, grad in results:
         assert loss == pytest.approx(ref.item(), rel=1e-5)
-        torch.testing.assert_close(grad / 2, ref_z.grad[rank * 4:(rank + 1) * 4])
+        torch.testing.assert_close(torch.tensor(grad) / 2, ref_z.grad[rank * 4:(rank + 1) * 4])

@@ -3,6 +3,7 @@ import json
 import subprocess
 import sys
 
+import nbformat
 import pytest
 
 from hetskel.runs.grid import (
@@ -14,17 +15,30 @@ from hetskel.runs.grid import (
     parse_value,
     run_grid,
 )
-from tools.nb import code, params, write_notebook
 
 
 @pytest.fixture
 def toy_notebook(tmp_path):
-    return write_notebook(tmp_path / "toy.ipynb", [
-        params("smoke = False\nrun_dir = ''\nseed = 0\nscale = 1.0\nbroken = False"),
-        code("import hetskel.io as hio\nrd = hio.make_run_dir(run_dir, 'toy')\n"
-             "assert not broken, 'deliberately broken parameter set'\n"
-             "hio.save_json(rd / 'metrics.json', {'score': scale * 10 + seed, 'nested': {'acc': scale}})"),
-    ])
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("smoke = False\nrun_dir = ''\nseed = 0\nscale = 1.0\nbroken = False",
+                                  metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("import hetskel.io as hio\nrd = hio.make_run_dir(run_dir, 'toy')\n"
+                                  "assert not broken, 'deliberately broken parameter set'\n"
+                                  "hio.save_json(rd / 'metrics.json', "
+                                  "{'score': scale * 10 + seed, 'nested': {'acc': scale}})"),
+    ], metadata={"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}})
+    path = tmp_path / "toy.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def test_notebook_parameters_are_papermills_defaults_as_values(toy_notebook, tmp_path):
+    assert notebook_parameters(toy_notebook) == {"smoke": False, "run_dir": "", "seed": 0, "scale": 1.0,
+                                                 "broken": False}
+    bare = tmp_path / "bare.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")]), bare)
+    with pytest.raises(ValueError, match="no cell tagged 'parameters'"):
+        notebook_parameters(bare)
 
 
 def test_parse_and_expand():

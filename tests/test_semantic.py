@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -112,11 +114,18 @@ def test_user_table_sources(tmp_path):
         text_table(WORDS, table=tmp_path / "missing.npy")
 
 
+@pytest.fixture(autouse=True)
+def warn_afresh():
+    """The NOT CLIP warning is given once per process and origin; each test here expects to see it."""
+    semantic._WARNED.clear()
+
+
 @pytest.fixture(scope="module")
 def random_tower_cache(tmp_path_factory):
     """The real open_clip code path with a randomly initialised ViT-B-32 text tower (no weights
     needed), written to a cache file once for the tests below."""
     pytest.importorskip("open_clip")
+    semantic._WARNED.clear()
     path = tmp_path_factory.mktemp("clip") / "table.pt"
     with pytest.warns(UserWarning, match="NOT CLIP"):
         table, source = text_table(WORDS, source="random", cache_path=path)
@@ -142,18 +151,22 @@ def test_cache_round_trip(random_tower_cache):
         text_table(WORDS[:3], source="cache", cache_path=path)
 
 
-def test_auto_falls_back_loudly_without_weights(random_tower_cache, monkeypatch, tmp_path, caplog):
+def test_auto_falls_back_loudly_without_weights(random_tower_cache, monkeypatch, tmp_path):
     _, table, _ = random_tower_cache
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr(semantic, "_hub_reachable", lambda timeout=3.0: False)  # as on a machine without network
-    with pytest.warns(UserWarning, match="NOT CLIP"):
+    with pytest.warns(semantic.RandomTextTableWarning, match="NOT CLIP"):
         got, source = text_table(WORDS, cache_path=tmp_path / "auto.pt")
     assert source == "random-init:ViT-B-32/seed0" and torch.equal(got, table)
-    assert "NOT CLIP" in caplog.text and (tmp_path / "auto.pt").is_file()
-    # the second call finds the cached fallback, still says so
-    with pytest.warns(UserWarning, match="NOT CLIP"):
+    assert (tmp_path / "auto.pt").is_file()
+    # the second call finds the cached fallback and says so in its source; the warning is not repeated
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", semantic.RandomTextTableWarning)
         _, source = text_table(WORDS, cache_path=tmp_path / "auto.pt")
     assert source.startswith("cache:") and source.endswith("[random-init:ViT-B-32/seed0]")
+    semantic._WARNED.clear()  # a new process warns again
+    with pytest.warns(semantic.RandomTextTableWarning, match="NOT CLIP"):
+        text_table(WORDS, cache_path=tmp_path / "auto.pt")
     with pytest.raises(RuntimeError, match="not reachable"):
         text_table(WORDS, source="openclip")
 

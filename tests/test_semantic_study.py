@@ -1,9 +1,9 @@
-"""hetskel.studies.semantic (the semantic-motion notebook's helpers), the notebook and its pins."""
+"""hetskel.studies.semantic (the semantic-motion notebook's helpers), the notebook and what it prints."""
 import numpy as np
 import pytest
 import torch
 from matplotlib.figure import Figure
-from notebook_checks import assert_notebook_conventions, checked_pins
+from notebook_checks import assert_notebook_conventions
 
 from hetskel.data import synhet
 from hetskel.hetero.lifter import pose_frame
@@ -160,15 +160,36 @@ def test_figures(draw):
 
 # ---------------------------------------------------------------------------------------------
 # notebook
-def test_notebook_is_generated_output_free_with_its_parameters():
+def test_notebook_is_in_sync_output_free_with_its_parameters():
     p = assert_notebook_conventions("03_semantic_motion")
     assert p["progress"] is False
     assert p["threshold"] == SemanticConfig().threshold and p["vocabulary"] == "basic"
     assert p["text_source"] == "auto" and p["cache_path"] == ""
 
 
-def test_pins_point_at_checked_cells_of_the_notebook():
-    pins = checked_pins("03_semantic_motion")
+# what the notebook prints at its default threshold, exactly
+BASIC_VOCAB = (
+    "7 words: 0:right, 1:left, 2:up, 3:down, 4:front, 5:back, 6:unmove\n"
+)
+TOY_WORD_GRID = (
+    "joint      axis t=0    t=1    t=2    t=3    t=4    t=5      sign(d)\n"
+    "right_hand x    unmove right  right  unmove unmove unmove   0 +1 +1  0  0  0\n"
+    "right_hand y    unmove unmove unmove up     up     unmove   0  0  0 +1 +1  0\n"
+    "right_hand z    unmove unmove unmove unmove unmove unmove   0  0  0  0  0  0\n"
+    "head       x    unmove unmove unmove unmove unmove unmove   0  0  0  0  0  0\n"
+    "head       y    unmove unmove unmove unmove unmove unmove   0  0  0  0  0  0\n"
+    "head       z    unmove unmove unmove unmove unmove unmove   0  0  0  0  0  0\n"
+    "left_foot  x    unmove unmove unmove unmove unmove unmove   0  0  0  0  0  0\n"
+    "left_foot  y    unmove unmove unmove unmove unmove unmove   0  0  0  0  0  0\n"
+    "left_foot  z    unmove front  front  front  unmove unmove   0 -1 -1 -1  0  0\n"
+)
+GRADED_VOCAB = (
+    "19 words: 0:slightly right, 1:slightly left, 2:slightly up, 3:slightly down, 4:slightly front, 5:slightly back, 6:right, 7:left, 8:up, 9:down, 10:front, 11:back, 12:quickly right, 13:quickly left, 14:quickly up, 15:quickly down, 16:quickly front, 17:quickly back, 18:unmove\n"
+)
+
+
+def test_the_notebooks_tables_exactly():
     toy, names = sem.toy_sequence()
-    assert sem.word_grid(toy, names, sem.make_config()) + "\n" in pins.values()
-    assert sem.vocab_text(sem.make_config(0.01, "graded")) + "\n" in pins.values()
+    assert sem.vocab_text(sem.make_config(0.01, "basic")) + "\n" == BASIC_VOCAB
+    assert sem.word_grid(toy, names, sem.make_config(0.01, "basic")) + "\n" == TOY_WORD_GRID
+    assert sem.vocab_text(sem.make_config(0.01, "graded")) + "\n" == GRADED_VOCAB

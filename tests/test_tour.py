@@ -1,8 +1,8 @@
-"""hetskel.studies.tour (the data-tour notebook's helpers) and the notebook's generator and pins."""
+"""hetskel.studies.tour (the data-tour notebook's helpers), the tables the notebook prints, and the notebook."""
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
-from notebook_checks import assert_notebook_conventions, checked_pins
+from notebook_checks import assert_notebook_conventions
 
 from hetskel.data import synhet
 from hetskel.layouts import FACE, get_layout, list_layouts, unify
@@ -190,15 +190,89 @@ def test_describe_ntu_on_a_real_file(shared_data):
 
 
 # ------------------------------------------------------------------------------------- notebook
-def test_notebook_is_generated_output_free_with_one_parameters_cell():
+def test_notebook_is_in_sync_output_free_with_one_parameters_cell():
     p = assert_notebook_conventions("00_data_tour")
     assert p["shared_data"] == ""
 
 
-def test_pins_point_at_checked_cells_of_the_notebook():
-    pins = checked_pins("00_data_tour")
-    # the layout pin is exactly what the helper prints (the others need the smoke-size draw: nbval)
-    # (the built-in layouts: a fresh kernel has only those, while this process may have registered more)
+# the tables the notebook prints in its smoke run (smoke = True, seed 0), exactly
+LAYOUT_TABLE = (
+    "8 layouts\n"
+    "layout          V  C  description\n"
+    "coco17         17  2  COCO-17 keypoints (HRNet etc.), 2D pixels\n"
+    "coco20         20  2  COCO-17 + 3 interpolated spine joints\n"
+    "h36m17         17  3  Human3.6M, 17 joints (VideoPose3D order)\n"
+    "kinect20_msr   20  3  Kinect v1, 20 joints, MSR Action3D order\n"
+    "kinect20_utd   20  3  Kinect v1, 20 joints, UTD-MHAD order\n"
+    "ntu25          25  3  Kinect v2 (NTU RGB+D, PKU-MMD), 25 joints\n"
+    "openni15       15  3  OpenNI / NiTE, 15 joints\n"
+    "unified30      30  3  union of ntu25 and coco17: face 5, common 15, hands/feet 10\n"
+)
+UNIFIED_TABLE = (
+    "ntu25+coco17: 30 joints\n"
+    "  #  joint            ntu25   coco17\n"
+    "  0  nose               -       x\n"
+    "  1  left_eye           -       x\n"
+    "  2  right_eye          -       x\n"
+    "  3  left_ear           -       x\n"
+    "  4  right_ear          -       x\n"
+    "  5  spine_base         x       -\n"
+    "  6  spine_mid          x       -\n"
+    "  7  spine_shoulder     x       -\n"
+    "  8  left_shoulder      x       x\n"
+    "  9  right_shoulder     x       x\n"
+    " 10  left_elbow         x       x\n"
+    " 11  right_elbow        x       x\n"
+    " 12  left_wrist         x       x\n"
+    " 13  right_wrist        x       x\n"
+    " 14  left_hip           x       x\n"
+    " 15  right_hip          x       x\n"
+    " 16  left_knee          x       x\n"
+    " 17  right_knee         x       x\n"
+    " 18  left_ankle         x       x\n"
+    " 19  right_ankle        x       x\n"
+    " 20  neck               x       -\n"
+    " 21  head               x       -\n"
+    " 22  left_hand          x       -\n"
+    " 23  right_hand         x       -\n"
+    " 24  left_hand_tip      x       -\n"
+    " 25  right_hand_tip     x       -\n"
+    " 26  left_thumb         x       -\n"
+    " 27  right_thumb        x       -\n"
+    " 28  left_foot          x       -\n"
+    " 29  right_foot         x       -\n"
+    "ntu25 lacks 5: nose, left_eye, right_eye, left_ear, right_ear\n"
+    "coco17 lacks 13: spine_base, spine_mid, spine_shoulder, neck, head, left_hand, right_hand, left_hand_tip, right_hand_tip, left_thumb, right_thumb, left_foot, right_foot\n"
+)
+SMOKE_CLASS_TABLE = (
+    "label  class               group       samples\n"
+    "    0  turn_head_left      face              3\n"
+    "    1  turn_head_right     face              6\n"
+    "    2  nod_head            face              5\n"
+    "    3  open_hand           hand             10\n"
+    "    4  make_fist           hand              3\n"
+    "    5  thumbs_up           hand              1\n"
+    "    6  wave_right_hand     body              6\n"
+    "    7  raise_both_arms     body              5\n"
+    "    8  squat               body              6\n"
+    "    9  jump                body              9\n"
+    "   10  kick_right          body              5\n"
+    "   11  walk_forward        body              8\n"
+    "   12  bow                 body              6\n"
+    "   13  punch_right         body              8\n"
+    "   14  handshake           two_person        8\n"
+    "   15  approach            two_person        5\n"
+    "   16  push                two_person        6\n"
+    "groups: face 3 classes / 14 samples, hand 3 classes / 14 samples, body 8 classes / 53 samples, two_person 3 classes / 19 samples\n"
+)
+
+
+def test_the_notebooks_tables_exactly():
+    # the built-in layouts: a fresh kernel has only those, while this process may have registered more
     from hetskel.layouts import BUILTIN_LAYOUTS
-    assert pins["cell-04"] == tour.layout_table(BUILTIN_LAYOUTS) + "\n"
-    assert pins["cell-06"].startswith(tour.unified_table(unify(["ntu25", "coco17"])) + "\n")
+    assert tour.layout_table(BUILTIN_LAYOUTS) + "\n" == LAYOUT_TABLE
+    unified = unify(["ntu25", "coco17"])
+    assert tour.unified_table(unified) + "\n" == UNIFIED_TABLE
+    assert unified.layout.joints == get_layout("unified30").joints
+    data3d, _ = synhet.generate(num_samples=100, num_frames=32, seed=0)  # the notebook's smoke draw
+    assert tour.class_table(data3d) + "\n" == SMOKE_CLASS_TABLE

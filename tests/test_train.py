@@ -9,7 +9,8 @@ from torch import nn
 
 from hetskel.io import RunDirExists, load_checkpoint, read_jsonl
 from hetskel.train.config import TrainConfig, register_builder
-from hetskel.train.loop import NonFiniteLossError, main, train
+from hetskel.train.fit import NonFiniteLossError
+from hetskel.train.loop import main, train
 from hetskel.train.state import load_weights, read_run
 
 

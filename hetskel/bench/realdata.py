@@ -54,6 +54,7 @@ from hetskel.experiment.pretrain import (
 )
 from hetskel.experiment.spec import PretrainSpec
 from hetskel.io import make_run_dir, save_json, shared_data_dir
+from hetskel.train.fit import fit
 
 # name -> (folder under shared/data, reader, layout, number of classes)
 DATASETS: dict[str, tuple[str, Callable[[Path], dict], str, int]] = {
@@ -100,22 +101,28 @@ def train_supervised(model: nn.Module, train_ds, test_ds, epochs: int, lr: float
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     n = len(train_ds)
     history, losses = [], []
-    for _ in range(epochs):
+    total, seen = torch.zeros(()), 0  # this epoch's summed loss and clips
+
+    def batches(_epoch):
+        nonlocal total, seen
         model.train()
         perm, total, seen = torch.randperm(n, generator=g), torch.zeros(()), 0
-        for s in range(0, n, batch_size):
-            idx = perm[s:s + batch_size]
-            if len(idx) < 2:
-                continue
-            batch = {k: v.to(dev) for k, v in train_ds.get_batch(idx).items()}
-            loss = F.cross_entropy(model(batch), batch["label"])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.detach().cpu() * len(idx)
-            seen += len(idx)
+        yield from (idx for idx in perm.split(batch_size) if len(idx) >= 2)
+
+    def loss_of(idx) -> dict:
+        batch = {k: v.to(dev) for k, v in train_ds.get_batch(idx).items()}
+        return {"loss": F.cross_entropy(model(batch), batch["label"]), "clips": len(idx)}
+
+    def count(out: dict) -> None:
+        nonlocal total, seen
+        total += out["loss"].detach().cpu() * out["clips"]
+        seen += out["clips"]
+
+    def end_epoch(_epoch) -> None:
         losses.append(float(total) / max(seen, 1))
         history.append(accuracy(model, test_ds, device=dev))
+
+    fit(opt, loss_of, batches, epochs, on_step=count, on_epoch_end=end_epoch)
     if not all(math.isfinite(v) for v in losses):
         raise FloatingPointError(f"supervised training diverged (per-epoch losses {losses})")
     best = max(range(len(history)), key=history.__getitem__)

@@ -8,6 +8,10 @@ tables) and ``report`` (all of these, then ``FILE.json`` + ``FILE.md`` written, 
 the exit code). ``machine_info`` is the header's provenance, taken by ``measure`` at its start.
 Apart from that, everything here works on plain dicts, so ``--results OLD.json`` re-renders
 without measuring.
+
+Why ``compare`` is not pytest-benchmark's: its regression check (``--benchmark-compare-fail``) runs only
+inside a pytest session, on per-call timings its own fixture took (lower is better); ours are rates
+from sections timed our way (median step, CPU seconds, GPU sync), flagged only between same-mode runs.
 """
 from __future__ import annotations
 

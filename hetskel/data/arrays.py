@@ -3,14 +3,12 @@
 ``from_arrays`` is the door for any dataset hetskel does not know: give it ``(M, T, V, C)`` (or
 ``(T, V, C)``) arrays, labels and a layout name and you get a validated PYSKL dict.
 
-Left/right check of the two Kinect v1 orders (run on /work/shared/data, see tests/test_arrays.py):
-in both datasets the joint the README calls ``right_wrist`` is the one that moves in the one-arm
-actions (MSR a01-a09 "high arm wave" .. "draw circle": right wrist path 2.7-4.2 m vs left 0.6-1.0 m;
-UTD a1-a3/a5/a8-a11/a15/a19/a20: 2.5-4.5 m vs 0.1-0.8 m), the README's ``right_knee`` moves in the
-MSR kicks (a14/a15), and the ``right_*`` hip/shoulder has the larger camera-space x (all UTD
-sequences, 552 of the 557 MSR ones; the rest turn or are badly tracked), as it must for a person facing
-a Kinect (skeleton x points to the sensor's left). So the registered ``kinect20_msr`` and
-``kinect20_utd`` orders (the datasets' READMEs) are not mirrored.
+The registered ``kinect20_msr`` and ``kinect20_utd`` orders are the datasets' READMEs', and they are
+not mirrored: a README that swapped left and right would silently flip every left/right-dependent
+augmentation and word. Checked on the real data (tests/test_arrays.py): the README's right arm is
+the one moving in the one-arm actions, its right knee in the kicks, and its right hip/shoulder is
+on the side a person facing the sensor has it. The measurements are in the README ("Kinect v1
+left/right check").
 """
 from __future__ import annotations
 

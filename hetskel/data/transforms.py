@@ -170,7 +170,7 @@ def normalize_3d(x: Tensor, layout: str | Layout, center: str = "spine_mid", ali
             the orthonormal body frame of ``body_frame`` (spine exactly on z, shoulders in the
             xz-plane; rotation invariant, which the PYSKL pair is not); False: no rotation.
     scale:  None, or ``"torso"``: divide by the main person's mean ``|spine_shoulder - spine_base|``
-            over its non-empty frames (SPEC 3.2's scale normalisation).
+            over its non-empty frames (the lifter's scale normalisation).
     valid:  optional bool mask ``(N, M, T)`` or ``(N, M, T, V)`` of present joints; default: joints
             that are not exactly zero. Absent joints are returned as exact zeros.
     Returns a tensor of x's shape, dtype and device.

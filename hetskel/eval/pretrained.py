@@ -89,7 +89,8 @@ def evaluate_pretrained(pretrainer: Pretrainer, train_ds, val_ds, probe_epochs: 
                         semi_fractions: Sequence[float] = (0.01, 0.1), semi_seeds: Sequence[int] = (0, 1, 2, 3, 4),
                         semi_epochs: int = 80, untrained: Pretrainer | None = None,
                         device=None, batch_size: int | None = None) -> dict:
-    """SPEC 5's protocols on ``(train_ds, val_ds)``, and the same probe on an untrained network.
+    """The paper's protocols (linear probe, 1-NN retrieval, semi-supervised) on ``(train_ds, val_ds)``,
+    and the same probe on an untrained network.
 
     Returns ``linear_top1`` (final epoch), ``linear_top1_best``, ``knn_top1``; with ``random_init``
     ``linear_top1_random_init`` / ``knn_top1_random_init`` from ``build_pretrainer(spec)`` (same spec

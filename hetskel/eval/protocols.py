@@ -1,4 +1,4 @@
-"""Evaluation protocols (SPEC 5): linear probe, kNN retrieval, semi-supervised fine-tuning, transfer.
+"""Evaluation protocols: linear probe, kNN retrieval, semi-supervised fine-tuning, transfer.
 
 Everything needs only an encoder and labelled data. A dataset here has the trainer's interface
 (``__len__``, ``get_batch(idx) -> dict``, optionally ``to(device)`` and a ``device`` attribute)
@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from hetskel.train.fit import fit
 
 __all__ = [
     "balanced_subset",
@@ -165,18 +167,14 @@ def linear_probe(train_feats, train_labels, test_feats, test_labels, num_classes
         with torch.no_grad():
             return torch.cat([head(xte[s:s + 8192]).argmax(1) for s in range(0, len(xte), 8192)])
 
-    accs = []
-    for _ in range(epochs):
+    def batches(_epoch):
         perm = torch.randperm(len(xtr), generator=g).to(dev)
-        for s in range(0, len(xtr), batch_size):
-            idx = perm[s:s + batch_size]
-            loss = F.cross_entropy(head(xtr[idx]), ytr[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        sched.step()
-        accs.append((predict() == yte).float().mean())  # stays on the device until the end
-    history = (torch.stack(accs) * 100).tolist()
+        return perm.split(batch_size)
+
+    accs = []
+    fit(opt, lambda idx: F.cross_entropy(head(xtr[idx]), ytr[idx]), batches, epochs, scheduler=sched,
+        schedule="epoch", on_epoch_end=lambda _epoch: accs.append((predict() == yte).float().mean()))
+    history = (torch.stack(accs) * 100).tolist()  # accuracies stayed on the device until here
     conf = _confusion(yte, predict(), num_classes)
     best = int(np.argmax(history))
     return {"top1_final": history[-1], "top1_best": history[best], "best_epoch": best + 1, "history": history,
@@ -240,16 +238,15 @@ def _finetune(model: nn.Module, train_dataset, test_dataset, idx: torch.Tensor, 
     # whole batches (a lone sample would break BatchNorm), unless the subset is smaller than one batch
     n_steps = max(1, len(idx) // batch_size)
     bs = min(batch_size, len(idx))
-    model.train()
-    for _ in range(epochs):
+
+    def batches(_epoch):
         perm = idx[torch.randperm(len(idx), generator=g)].to(tr_dev)
         for s in range(n_steps):
-            batch = _batch_to(train_dataset.get_batch(perm[s * bs:(s + 1) * bs]), device)
-            loss = F.cross_entropy(model(batch), _labels_of(batch, label_key))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        sched.step()
+            yield _batch_to(train_dataset.get_batch(perm[s * bs:(s + 1) * bs]), device)
+
+    model.train()
+    fit(opt, lambda batch: F.cross_entropy(model(batch), _labels_of(batch, label_key)), batches, epochs,
+        scheduler=sched, schedule="epoch")
     model.eval()
     te_dev, correct = _dataset_device(test_dataset), torch.zeros((), device=device)
     with torch.no_grad():

@@ -34,15 +34,16 @@ from hetskel.data.batches import ArrayDataset, load_dataset
 from hetskel.data.errors import DataError
 from hetskel.experiment.spec import PretrainSpec
 from hetskel.hetero.pipeline import HeteroProcessor
-from hetskel.io import load_checkpoint, make_run_dir, project_root, save_json
+from hetskel.io import load_checkpoint, make_run_dir, save_json
 from hetskel.layouts import get_layout
-from hetskel.model.augment import AugmentConfig
 from hetskel.model.encoder import UnifiedEncoder
 from hetskel.model.objective import ClassicModalities, Pretrainer
 from hetskel.train.config import register_builder
 from hetskel.train.launch import launch_torchrun, resolve_devices, torchrun_command  # noqa: F401 (torchrun_command: API)
 from hetskel.train.loop import train
 from hetskel.train.state import read_run
+from hetskel.viz import curves
+from hetskel.viz.curves import Curve, Panel
 
 BUILDER = "hetskel.experiment.pretrain:build_from_spec"
 
@@ -55,8 +56,7 @@ def _read_sources(spec: PretrainSpec) -> dict[str, dict]:
     if spec.dataset == "synhet":
         from hetskel.data.synhet import generate
 
-        d3, d2 = generate(num_samples=spec.num_samples, num_frames=spec.encoder_config().num_frames,
-                          seed=spec.data_seed, **spec.synhet)
+        d3, d2 = generate(spec.synhet_config())
         return {k: v for k, v in (("ntu25", d3), ("coco17", d2)) if k in needed}
     from hetskel.data.pyskl import load_pyskl
 
@@ -111,7 +111,7 @@ def build_pretrainer(spec: PretrainSpec, train_ds: ArrayDataset | None = None, t
                                    text_table=table, frame="pyskl", text_kw=text_kw)
             channels, joints = {k: v for k, v in proc.modality_channels().items() if k in mods}, proc.layout.num_joints
         enc = UnifiedEncoder(spec.encoder_config(), channels, joints)
-        obj = Pretrainer(enc, mods, proc, lambda_=spec.lambda_, augment=AugmentConfig(**spec.augment), seed=spec.seed)
+        obj = Pretrainer(enc, mods, proc, lambda_=spec.lambda_, augment=spec.augment_config(), seed=spec.seed)
     obj.spec = spec
     return obj
 
@@ -162,11 +162,8 @@ class PretrainRun:
 def run_folder(run_dir, name: str) -> Path:
     """``""`` -> a new ``runs/<name>/<time>`` folder; else the folder (relative to the project root),
     left for ``hetskel.train`` to check: the same run resumes (a finished one returns at once), a
-    different run is refused."""
-    if not run_dir:
-        return make_run_dir(None, name)
-    p = Path(run_dir)
-    return p if p.is_absolute() else project_root() / p
+    different run is refused. ``hetskel.io.make_run_dir(run_dir, name, on_exists="check")``."""
+    return make_run_dir(run_dir, name, on_exists="check")
 
 
 def run_description(spec: PretrainSpec, run_dir, semantic_table: str, progress: bool = False) -> dict:
@@ -276,17 +273,11 @@ def loss_terms(record: Mapping) -> dict:
 
 
 def loss_figure(run: PretrainRun):
-    """Loss terms against epochs: logged windows (lines) and epoch means (dots), one panel per term."""
-    # not pyplot: the notebook shows the figure once, where it asks
-    from matplotlib.figure import Figure
-
-    terms = list(loss_terms(run.final))
-    fig = Figure(figsize=(3.2 * len(terms), 2.8), layout="constrained")
-    axes = fig.subplots(1, len(terms), squeeze=False)
-    for ax, k in zip(axes[0], terms):
-        ax.plot([r["epoch"] for r in run.steps], [r[k] for r in run.steps], lw=1, color="tab:blue")
-        ax.plot([r["epoch"] for r in run.epochs], [r[k] for r in run.epochs], "o", ms=3, color="tab:red")
-        ax.set_title(k)
-        ax.set_xlabel("epoch")
-    fig.suptitle(f"pretraining {','.join(run.spec.modality_list)} on {run.spec.dataset} ({run.spec.preset})")
-    return fig
+    """Loss terms against epochs: logged windows (lines) and epoch means (dots), one panel per term
+    (``hetskel.viz.curves.loss_figure``)."""
+    steps, epochs = [r["epoch"] for r in run.steps], [r["epoch"] for r in run.epochs]
+    panels = [Panel([Curve([r[k] for r in run.steps], x=steps, color="tab:blue", lw=1),
+                     Curve([r[k] for r in run.epochs], x=epochs, color="tab:red", style="o")], title=k)
+              for k in loss_terms(run.final)]
+    return curves.loss_figure(panels, title=f"pretraining {','.join(run.spec.modality_list)} on "
+                                            f"{run.spec.dataset} ({run.spec.preset})")

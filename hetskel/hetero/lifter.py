@@ -1,4 +1,4 @@
-"""2D -> 3D lifter (SPEC 3.2): the normalised pose frame, the per-frame MLP, L_rec and lifting metrics.
+"""2D -> 3D lifter: the normalised pose frame, the per-frame MLP, L_rec and lifting metrics.
 
 The pose frame
 --------------
@@ -84,7 +84,7 @@ def named_joint(x: Tensor, layout: "str | Layout", name: str) -> tuple[Tensor, T
 
 
 def add_spine(x: Tensor, layout: "str | Layout" = "coco17") -> tuple[Tensor, Layout]:
-    """Append the interpolated spine joints (SPEC 3.1): COCO-17 ``(..., 17, C)`` -> COCO-20 ``(..., 20, C)``.
+    """Append the interpolated spine joints: COCO-17 ``(..., 17, C)`` -> COCO-20 ``(..., 20, C)``.
 
     Other layouts get the spine joints they lack and can derive appended (layout ``<name>+spine``).
     A derived joint whose ingredients are absent (score-zeroed keypoints) is absent too, rather

@@ -1,4 +1,4 @@
-"""Standalone training and scoring of the 2D -> 3D lifter (SPEC 3.2), for inspection and real-data checks.
+"""Standalone training and scoring of the 2D -> 3D lifter, for inspection and real-data checks.
 
     >>> cfg = LifterConfig(width=512, epochs=30)
     >>> res = train_lifter((x2d_tr, x3d_tr), (x2d_va, x3d_va), cfg)   # LifterResult
@@ -47,6 +47,7 @@ from hetskel.hetero.lifter import (
     spine_layout,
 )
 from hetskel.layouts import get_layout
+from hetskel.train.fit import fit
 
 Tensor = torch.Tensor
 __all__ = ["LifterConfig", "LifterResult", "baselines", "evaluate_lifter", "load_lifter", "save_lifter",
@@ -259,21 +260,27 @@ def train_lifter(train_pairs, val_pairs, config: LifterConfig | None = None, pro
                                                "init": "given lifter" if init is not None else "fresh"})
     ia, ib, _ = shared_joints(lift_layout, cfg.layout_3d)
     history = []
-    for epoch in tqdm(range(cfg.epochs), desc="lifter", disable=not progress):
-        model.train()
+    total, seen = 0.0, 0  # this epoch's summed loss and frames
+
+    def batches(_epoch):
+        nonlocal total, seen
+        model.train()  # _predict left it in eval mode
         total, seen = 0.0, 0
-        for idx in torch.randperm(F, generator=gen).to(device).split(cfg.batch_size):
-            if idx.numel() < 2:  # BatchNorm needs two rows
-                continue
-            x = tr["x"][idx]
-            if cfg.noise_2d > 0:
-                x = (x + cfg.noise_2d * torch.randn_like(x)) * joint_present(x)[..., None]
-            loss = reconstruction_loss(model(x), lift_layout, tr["y"][idx], cfg.layout_3d)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total, seen = total + float(loss.detach()) * idx.numel(), seen + idx.numel()
+        # BatchNorm needs two rows: a last batch of one frame is skipped
+        yield from (idx for idx in torch.randperm(F, generator=gen).to(device).split(cfg.batch_size)
+                    if idx.numel() >= 2)
+
+    def loss_of(idx: Tensor) -> dict:
+        x = tr["x"][idx]
+        if cfg.noise_2d > 0:
+            x = (x + cfg.noise_2d * torch.randn_like(x)) * joint_present(x)[..., None]
+        return {"loss": reconstruction_loss(model(x), lift_layout, tr["y"][idx], cfg.layout_3d), "frames": idx.numel()}
+
+    def count(out: dict) -> None:
+        nonlocal total, seen
+        total, seen = total + float(out["loss"].detach()) * out["frames"], seen + out["frames"]
+
+    def end_epoch(epoch: int) -> None:
         pred = _predict(model, va["x"])
         rec = {"epoch": epoch + 1, "train_loss": total / max(seen, 1),
                "val_loss": float(reconstruction_loss(pred, lift_layout, va["y"], cfg.layout_3d)),
@@ -281,6 +288,10 @@ def train_lifter(train_pairs, val_pairs, config: LifterConfig | None = None, pro
         history.append(rec)
         if out_dir is not None:
             io.append_jsonl(out_dir / "metrics.jsonl", rec)
+        bar.update(1)
+
+    with tqdm(total=cfg.epochs, desc="lifter", disable=not progress) as bar:
+        fit(opt, loss_of, batches, cfg.epochs, scheduler=sched, on_step=count, on_epoch_end=end_epoch)
     metrics = _score(model, lift_layout, va, cfg, tr)
     model.cpu()
     if out_dir is not None:

@@ -30,7 +30,9 @@ skipped (2D-only FineGYM gives C and S; a 3D-only dataset J and S). Padded perso
 """
 from __future__ import annotations
 
-from typing import Mapping
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 import torch
 import torch.nn as nn
@@ -48,7 +50,8 @@ from hetskel.hetero.lifter import (
     trajectory,
     with_trajectory,
 )
-from hetskel.hetero.prompts import Unifier
+from hetskel.config import check_fields, check_keys, from_dict
+from hetskel.hetero.prompts import MODES, Unifier
 from hetskel.hetero.semantic import SemanticConfig, SemanticEncoder
 from hetskel.layouts import get_layout
 
@@ -76,66 +79,126 @@ def backproject(traj2d: Tensor, pose2d: Tensor, lifted: Tensor, eps: float = 1e-
     return traj2d @ pinv
 
 
+def _default_sources() -> dict:
+    return {"J": "ntu25", "C": "coco17"}
+
+
+@dataclass(frozen=True)
+class ProcessorConfig:
+    """How ``HeteroProcessor`` turns sources into modalities (types checked by ``hetskel.config``,
+    then the values here; ``from_dict`` reads a JSON dict, refusing unknown keys).
+
+    sources:          ``{modality name: layout}``; the batch holds each source under its layout name
+                      (or under the modality name). 3D layouts give J-like modalities, 2D ones C-like.
+    prompt_mode:      ``Unifier`` mode: ``"prompt"`` | ``"anchored"`` | ``"zero"``.
+    use_lifter:       lift 2D sources (else 2D with zero depth).
+    semantic:         ``"words"`` | ``"numeric"`` | None (no S).
+    semantic_from:    modality S is computed from (falls back to the first present modality).
+    lifter_width, lifter_layers, lifter_dropout: the ``Lifter`` of each 2D source.
+    semantic_out_dim: ``SemanticEncoder`` output channels per joint.
+    semantic_config:  ``SemanticConfig`` (or a dict of its fields); None: ``SemanticConfig.for_frame(frame)``.
+    frame:            the 3D sources' frame, ``"pyskl"`` | ``"camera"`` (module docstring).
+    image_to_pose:    2x3 matrix image (right, down) -> pose frame; None: the one of ``frame``.
+    trajectory:       add the root trajectory to J and C (module docstring).
+    match_persons:    ``L_rec`` uses the best person assignment per sample (2D detector vs 3D sensor order).
+    init_scale:       ``Unifier`` initial prompt scale.
+    text_kw:          extra ``text_table`` arguments (``cache_path``, ``source``, ``seed``, ...).
+    """
+
+    sources: dict = field(default_factory=_default_sources)
+    prompt_mode: str = "prompt"
+    use_lifter: bool = True
+    semantic: str | None = "words"
+    semantic_from: str = "J"
+    lifter_width: int = 1024
+    lifter_layers: int = 4
+    lifter_dropout: float = 0.25
+    semantic_out_dim: int = 1
+    semantic_config: SemanticConfig | None = None
+    frame: str = "pyskl"
+    image_to_pose: Any = None  # anything torch.tensor reads (nested lists, an array); the shape is checked
+    trajectory: bool = True
+    match_persons: bool = True
+    init_scale: float = 0.1
+    text_kw: dict | None = None
+
+    def __post_init__(self):
+        check_fields(self)
+        object.__setattr__(self, "sources", dict(self.sources))
+        if not self.sources:
+            raise ValueError("HeteroProcessor needs at least one source")
+        if "S" in self.sources:
+            raise ValueError("'S' is the semantic modality's name; call the sources otherwise")
+        if self.prompt_mode not in MODES:
+            raise ValueError(f"prompt_mode must be one of {list(MODES)}, got {self.prompt_mode!r}")
+        if self.frame not in IMAGE_TO_POSE:
+            raise ValueError(f"frame must be one of {sorted(IMAGE_TO_POSE)}, got {self.frame!r}")
+        if self.semantic not in ("words", "numeric", None):
+            raise ValueError(f"semantic must be 'words', 'numeric' or None, got {self.semantic!r}")
+        for name in ("lifter_width", "lifter_layers", "semantic_out_dim"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"ProcessorConfig field {name!r} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.lifter_dropout < 1.0:
+            raise ValueError(f"ProcessorConfig field 'lifter_dropout' must be in [0, 1), got {self.lifter_dropout}")
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> ProcessorConfig:
+        return from_dict(cls, d)
+
+
 class HeteroProcessor(nn.Module):
     """The paper's heterogeneous processing as one module: ``forward(batch) -> (modalities, aux_losses)``.
 
-    sources:       ``{modality name: layout}``; the batch holds each source under its layout name (or
-                   under the modality name). 3D layouts give J-like modalities, 2D ones C-like.
-    prompt_mode:   ``Unifier`` mode: ``"prompt"`` | ``"anchored"`` | ``"zero"``.
-    use_lifter:    lift 2D sources (else 2D with zero depth).
-    semantic:      ``"words"`` | ``"numeric"`` | None (no S).
-    semantic_from: modality S is computed from (falls back to the first present modality).
-    text_table:    table for the words (None: ``semantic.text_table``, whose origin is ``self.text_source``).
-    trajectory:    add the root trajectory to J and C (module docstring).
-    match_persons: ``L_rec`` uses the best person assignment per sample (2D detector vs 3D sensor order).
-    text_kw:       extra ``text_table`` arguments (``cache_path``, ``source``, ``seed``, ...).
+    Built from a ``ProcessorConfig`` (``config``, a config or a dict of its fields) and/or its fields
+    as keywords, which override ``config``'s: ``HeteroProcessor({"J": "ntu25"}, semantic=None)`` is
+    ``HeteroProcessor(config=ProcessorConfig(sources={"J": "ntu25"}, semantic=None))``. The config
+    is kept as ``self.config``.
+
+    text_table: table for the words (None: ``semantic.text_table``, whose origin is ``self.text_source``);
+                data, not a setting, so not part of the config.
     """
 
-    def __init__(self, sources: Mapping[str, str] = None, prompt_mode: str = "prompt", use_lifter: bool = True,
-                 semantic: str | None = "words", semantic_from: str = "J", lifter_width: int = 1024,
-                 text_table=None, lifter_layers: int = 4, lifter_dropout: float = 0.25, semantic_out_dim: int = 1,
-                 semantic_config: SemanticConfig | None = None, frame: str = "pyskl", image_to_pose=None,
-                 trajectory: bool = True, match_persons: bool = True, init_scale: float = 0.1,
-                 text_kw: Mapping | None = None):
+    def __init__(self, sources: Mapping[str, str] | None = None, *, config: ProcessorConfig | Mapping | None = None,
+                 text_table=None, **options):
         super().__init__()
-        sources = dict(sources or {"J": "ntu25", "C": "coco17"})
-        if not sources:
-            raise ValueError("HeteroProcessor needs at least one source")
-        if frame not in IMAGE_TO_POSE:
-            raise ValueError(f"frame must be one of {sorted(IMAGE_TO_POSE)}, got {frame!r}")
-        if semantic not in ("words", "numeric", None):
-            raise ValueError(f"semantic must be 'words', 'numeric' or None, got {semantic!r}")
+        if sources is not None:
+            options["sources"] = dict(sources)
+        if isinstance(config, Mapping):
+            config = ProcessorConfig.from_dict(config)
+        check_keys(ProcessorConfig, options, "HeteroProcessor option")
+        cfg = dataclasses.replace(config, **options) if config is not None else ProcessorConfig(**options)
+        self.config = cfg
+        sources, frame, semantic = cfg.sources, cfg.frame, cfg.semantic
         self.layouts = {k: get_layout(v) for k, v in sources.items()}
         if len({l.name for l in self.layouts.values()}) != len(self.layouts):
             raise ValueError(f"two modalities share a layout: {sources}")
-        if "S" in self.layouts:
-            raise ValueError("'S' is the semantic modality's name; call the sources otherwise")
         self.is_2d = {k: l.dims == 2 for k, l in self.layouts.items()}
         self.unified_layouts = {k: spine_layout(l) if self.is_2d[k] else l for k, l in self.layouts.items()}
-        self.unifier = Unifier([self.unified_layouts[k] for k in sources], mode=prompt_mode, init_scale=init_scale)
-        self.use_lifter, self.use_trajectory, self.match_persons = use_lifter, trajectory, match_persons
+        self.unifier = Unifier([self.unified_layouts[k] for k in sources], mode=cfg.prompt_mode,
+                               init_scale=cfg.init_scale)
+        self.use_lifter, self.use_trajectory, self.match_persons = cfg.use_lifter, cfg.trajectory, cfg.match_persons
         self.lifters = nn.ModuleDict()
-        if use_lifter:
+        if cfg.use_lifter:
             for k in sources:
                 if self.is_2d[k]:
-                    self.lifters[k], _ = lifter_for(self.layouts[k], width=lifter_width, num_layers=lifter_layers,
-                                                    dropout=lifter_dropout)
+                    self.lifters[k], _ = lifter_for(self.layouts[k], width=cfg.lifter_width,
+                                                    num_layers=cfg.lifter_layers, dropout=cfg.lifter_dropout)
         # per 2D source, the joints a 3D source also has (L_rec supervises those): the camera fit uses them
         three = [l for k, l in self.layouts.items() if not self.is_2d[k]]
         self._fit_joints = {k: [i for i, j in enumerate(self.unified_layouts[k].joints)
                                 if not three or any(l.has(j) for l in three)]
                             for k in self.layouts if self.is_2d[k]}
-        self.register_buffer("image_to_pose", torch.tensor(image_to_pose or IMAGE_TO_POSE[frame], dtype=torch.float32),
-                             persistent=False)
+        matrix = IMAGE_TO_POSE[frame] if cfg.image_to_pose is None else cfg.image_to_pose
+        self.register_buffer("image_to_pose", torch.tensor(matrix, dtype=torch.float32), persistent=False)
         if tuple(self.image_to_pose.shape) != (2, 3):
             raise ValueError(f"image_to_pose must be a 2x3 matrix, got shape {tuple(self.image_to_pose.shape)}")
-        self.semantic_from = semantic_from
+        self.semantic_from = cfg.semantic_from
         self.semantic = None
         self.text_source = "none"
         if semantic is not None:
-            cfg = semantic_config or SemanticConfig.for_frame(frame)
-            self.semantic = SemanticEncoder(text_table, mode=semantic, out_dim=semantic_out_dim, config=cfg,
-                                            **dict(text_kw or {}))
+            words = cfg.semantic_config or SemanticConfig.for_frame(frame)
+            self.semantic = SemanticEncoder(text_table, mode=semantic, out_dim=cfg.semantic_out_dim, config=words,
+                                            **dict(cfg.text_kw or {}))
             self.text_source = self.semantic.table_source
         self.frame = frame
 

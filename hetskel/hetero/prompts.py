@@ -1,4 +1,4 @@
-"""Skeleton-specific prompts (SPEC 3.3): put any source layout on the unified skeleton, filling the
+"""Skeleton-specific prompts: put any source layout on the unified skeleton, filling the
 joints it lacks.
 
     >>> uni = Unifier(("ntu25", "coco20"), mode="prompt")      # target: unify(sources) = unified30 order

@@ -1,4 +1,4 @@
-"""Semantic motion encoding S (SPEC 3.4): motion direction words, their text features, and the encoder.
+"""Semantic motion encoding S: motion direction words, their text features, and the encoder.
 
     >>> cfg = SemanticConfig(threshold=0.01)
     >>> w = motion_words(x, config=cfg)                   # (N, M, T, V, 3) int64 word indices
@@ -24,13 +24,12 @@ We encode each word through ``template`` (default ``"{word}"``: the bare word, a
 describes; e.g. ``"a person moves {word}"`` is a config change) and L2-normalise. CLIP weights
 cannot be downloaded on machines without network, so ``text_table`` says where its numbers came
 from (``source``), and callers must record it; the fallback, a seeded *randomly initialised* text
-tower, warns loudly: its table is NOT CLIP's and carries no language knowledge (only a fixed,
-distinct 512-d code per word).
+tower, warns loudly (a ``RandomTextTableWarning``, once per process): its table is NOT CLIP's and
+carries no language knowledge (only a fixed, distinct 512-d code per word).
 """
 from __future__ import annotations
 
 import hashlib
-import logging
 import math
 import os
 import socket
@@ -47,7 +46,6 @@ from hetskel import config as _config
 from hetskel.data.errors import DataError
 
 Tensor = torch.Tensor
-log = logging.getLogger(__name__)
 
 WORDS = ("right", "left", "up", "down", "front", "back", "unmove")
 UNMOVE = "unmove"
@@ -313,12 +311,23 @@ def text_table(words: Sequence[str] = WORDS, source: str = "auto", cache_path=No
     return t, origin
 
 
+class RandomTextTableWarning(UserWarning):
+    """The semantic text table comes from a randomly initialised text tower, not CLIP's weights."""
+
+
+_WARNED: set[str] = set()  # origins already warned about in this process
+
+
 def _warn_random(origin: str, why: str) -> None:
+    """Warn once per process and origin: a notebook builds the table several times (processor,
+    encoder, study), and the same paragraph each time buries the rest of its output."""
+    if origin in _WARNED:
+        return
+    _WARNED.add(origin)
     msg = (f"semantic text table is NOT CLIP's: using a randomly initialised open_clip text tower ({origin}); "
            f"reason: {why}. Words get distinct but meaningless codes. Supply a real table "
            f"(text_table(table=...) / a cache made with CLIP weights) for the paper's setting.")
-    warnings.warn(msg, stacklevel=3)
-    log.warning(msg)
+    warnings.warn(msg, RandomTextTableWarning, stacklevel=3)
 
 
 # ---------------------------------------------------------------------------------------------

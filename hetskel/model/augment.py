@@ -12,7 +12,7 @@ Python loop over samples:
    applied to the clip's *original* frame count ``batch["length"]`` (``length_key``): the kept
    fraction is ``min(max(floor(L_orig U) , 64) / L_orig, 1)``, UmURL's crop up to the resampling.
    Without a length entry the batch's own valid frames count as original. ``min_crop_frames=None``
-   gives SPEC 4's plain 10-100%.
+   gives UmURL's plain 10-100% of the clip.
 2. **spatial**, per sample: with p=0.5 *joint corruption* of ``round(0.6 V)`` random joints (15 of
    25 in UmURL) -- with p=0.5 set to zero, else mixed by one random matrix ``U(-1, 1)^{3x3}``
    (``x_j <- x_j @ A``) -- else a random *shear* ``x <- x @ S^T``, ``S = I + U(-1, 1)`` off the

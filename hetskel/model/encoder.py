@@ -1,4 +1,4 @@
-"""UmURL-style unified multi-modal skeleton encoder (SPEC 4).
+"""UmURL-style unified multi-modal skeleton encoder.
 
 Every modality ``k`` is a batch ``(N, M, T, V, C_k)`` in one joint layout (the unified 30-joint
 skeleton in the paper; any ``V`` works). The encoder turns it into two token sets, as UmURL does:

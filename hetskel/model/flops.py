@@ -1,4 +1,4 @@
-"""Per-sample inference FLOPs of the encoder, counted from the model itself (SPEC 5).
+"""Per-sample inference FLOPs of the encoder, counted from the model itself.
 
 FLOPs = 2 x multiply-adds of the linear layers and of attention (``QK^T`` and ``AV``), counted by
 ``torch.utils.flop_counter.FlopCounterMode`` while the real forward runs on the ``meta`` device

@@ -1,4 +1,4 @@
-"""UmURL's consistency and variance/covariance losses (SPEC 4).
+"""UmURL's consistency and variance/covariance losses.
 
 With ``K`` modalities, per-modality projectors ``P_k``, single-stream representations ``y_k`` and the
 early-fused representation ``y_u`` (each from its own augmented view, as in UmURL)::

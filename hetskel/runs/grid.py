@@ -28,7 +28,6 @@ import itertools
 import json
 import math
 import re
-import shutil
 import sys
 import time
 import traceback
@@ -36,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from hetskel.io import load_json, project_root, save_json
+from hetskel.io import load_json, make_run_dir, project_root, resolve_run_dir, save_json
 
 
 @dataclass
@@ -81,17 +80,14 @@ def run_name(params: Mapping[str, Any], prefix: str = "") -> str:
 
 
 def notebook_parameters(notebook: "str | Path") -> dict:
-    """Names and default values of the notebook's ``parameters`` cell (plain literals only)."""
-    nb = json.loads(Path(notebook).read_text())
-    for cell in nb.get("cells", []):
-        if "parameters" in cell.get("metadata", {}).get("tags", []):
-            src = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-            out = {}
-            for node in ast.parse(src).body:
-                if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-                    out[node.targets[0].id] = ast.literal_eval(node.value)
-            return out
-    raise ValueError(f"{notebook}: no cell tagged 'parameters'")
+    """Names and default values of the notebook's ``parameters`` cell (plain literals only), as
+    papermill itself reads that cell (``papermill.inspect_notebook``): ``{name: python value}``."""
+    import papermill as pm
+
+    found = pm.inspect_notebook(str(notebook))
+    if not found:
+        raise ValueError(f"{notebook}: no cell tagged 'parameters' (or it assigns nothing)")
+    return {name: ast.literal_eval(p["default"]) for name, p in found.items()}
 
 
 def check_parameters(notebook: "str | Path", params: Mapping[str, Any]) -> None:
@@ -103,22 +99,14 @@ def check_parameters(notebook: "str | Path", params: Mapping[str, Any]) -> None:
                          f"{sorted(valid)}")
 
 
-def _fresh_dir(base: Path, overwrite: bool) -> Path:
-    if overwrite and base.exists():
-        shutil.rmtree(base)
-    path, k = base, 1
-    while path.exists():
-        k += 1
-        path = base.with_name(f"{base.name}-{k}")
-    path.mkdir(parents=True)
-    return path
-
-
 def execute(notebook: "str | Path", params: Mapping[str, Any], run_dir: "str | Path", *, kernel: str | None = None,
             timeout: int | None = None, progress: bool = False) -> RunRecord:
     """Run one notebook with papermill into ``run_dir`` (which must exist); never raises for notebook errors."""
     import papermill as pm
+    from traitlets.config import Config
 
+    # the local kernel over IPC sockets, not TCP: nothing in plain text on a port, and no warning saying so
+    local_kernel = Config(KernelManager={"transport": "ipc"}) if sys.platform != "win32" else None
     notebook, run_dir = Path(notebook), Path(run_dir)
     params = dict(params)
     params["run_dir"] = str(run_dir)
@@ -130,7 +118,8 @@ def execute(notebook: "str | Path", params: Mapping[str, Any], run_dir: "str | P
         try:
             pm.execute_notebook(str(notebook), str(run_dir / "notebook.ipynb"), parameters=params,
                                 kernel_name=kernel, cwd=str(project_root()), progress_bar=progress,
-                                log_output=True, stdout_file=log, stderr_file=log, execution_timeout=timeout)
+                                log_output=True, stdout_file=log, stderr_file=log, execution_timeout=timeout,
+                                config=local_kernel)
             rec.status = "ok"
         except Exception as e:  # PapermillExecutionError carries the failing cell's ename/evalue
             rec.status = "failed"
@@ -158,11 +147,11 @@ def run_grid(notebook: "str | Path", grid: Sequence[Mapping[str, Any]], *, out: 
         raise FileNotFoundError(f"notebook {notebook} does not exist")
     for params in grid:
         check_parameters(notebook, params)
-    root = Path(out) if out else project_root() / "runs" / notebook.stem
+    root = resolve_run_dir(out) if out else project_root() / "runs" / notebook.stem
     batch = batch or time.strftime("%Y%m%d-%H%M%S")
     records = []
     for i, params in enumerate(grid):
-        run_dir = _fresh_dir(root / run_name(params, prefix=f"{batch}_"), overwrite)
+        run_dir = make_run_dir(root / run_name(params, prefix=f"{batch}_"), overwrite=overwrite, on_exists="number")
         if echo:
             print(f"[{i + 1}/{len(grid)}] {run_dir.name} ...", flush=True)
         rec = execute(notebook, params, run_dir, kernel=kernel, timeout=timeout, progress=progress)
@@ -252,37 +241,6 @@ class GridResult:
                 w.writerow(row)
         md_path.write_text(self.markdown() + "\n")
         return csv_path, md_path
-
-
-def prepare_smoke(src: "str | Path" = "notebooks", out: "str | Path" = "runs/ci/notebooks",
-                  pins: "str | Path | None" = "tests/notebook_pins.json") -> list[Path]:
-    """Copies of every notebook in ``src`` with ``smoke = True`` injected (papermill prepare-only),
-    for ``pytest --nbval-lax``. Values pinned in ``pins`` ({notebook: {cell id: expected text}}) are
-    stored as the expected output of those cells (marked ``# NBVAL_CHECK_OUTPUT``), so nbval checks
-    them while the committed notebooks stay free of outputs."""
-    import papermill as pm
-
-    root = project_root()
-    src, out = root / src, root / out
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    pinned = load_json(root / pins) if pins and (root / pins).exists() else {}
-    written = []
-    for nb_path in sorted(src.glob("[0-9]*.ipynb")):
-        dst = out / nb_path.name
-        pm.execute_notebook(str(nb_path), str(dst), parameters={"smoke": True}, prepare_only=True,
-                            progress_bar=False, cwd=str(root))
-        expected = pinned.get(nb_path.stem, {})
-        if expected:
-            nb = json.loads(dst.read_text())
-            for cell in nb["cells"]:
-                if cell.get("id") in expected:
-                    cell["outputs"] = [{"name": "stdout", "output_type": "stream", "text": expected[cell["id"]]}]
-                    cell["execution_count"] = 1  # nbval refuses outputs of a cell marked unrun
-            dst.write_text(json.dumps(nb, indent=1))
-        written.append(dst)
-    return written
 
 
 def read_grid(path) -> dict:

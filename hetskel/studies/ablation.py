@@ -15,7 +15,7 @@ Notebook 06 runs every trial as its own papermill execution of ``notebooks/trial
 ``hetskel.runs.run_grid`` (a failing trial is recorded, the grid goes on) and then summarises the
 records with ``summary_rows`` / ``summary_markdown`` / ``summary_figure``.
 
-Groups. ``paper``: the paper's ablations (SPEC 6): the full J+C+S model, without the lifter (2D
+Groups. ``paper``: the paper's ablations: the full J+C+S model, without the lifter (2D
 joints kept with zero depth), without semantic words (S from numeric +1/-1/0 motion signs), without
 prompts (zero padding of missing joints). ``modalities``: J, C, S, J+C (J+C+S is ``full``).
 ``ours``: anchored prompts (a missing joint starts at its anchor joint), one person per clip

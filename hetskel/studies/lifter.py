@@ -44,6 +44,8 @@ from hetskel.hetero.lifter_train import (
     train_lifter,
 )
 from hetskel.layouts import convert, get_layout
+from hetskel.viz import curves
+from hetskel.viz.curves import Curve, Panel
 
 OUT_OF_IMAGE = 4.0  # normalised |coordinate| beyond which a 2D joint is a sensor glitch, not a position
 
@@ -343,23 +345,15 @@ def summary(metrics: dict) -> dict:
 # ---------------------------------------------------------------------------------------------
 # figures
 def loss_figure(history: Sequence[dict], title: str = "lifter training"):
-    """Train / held-out ``L_rec`` per epoch (log scale) and held-out MPJPE (torso units)."""
-    from matplotlib.figure import Figure
-
+    """Train / held-out ``L_rec`` per epoch (log scale) and held-out MPJPE (torso units)
+    (``hetskel.viz.curves.loss_figure``)."""
     ep = [h["epoch"] for h in history]
-    fig = Figure(figsize=(9, 3.2), layout="constrained")
-    a, b = fig.subplots(1, 2)
-    a.plot(ep, [h["train_loss"] for h in history], "o-", ms=3, label="train (dropout on)")
-    a.plot(ep, [h["val_loss"] for h in history], "o-", ms=3, label="held-out subjects")
-    a.set_yscale("log")
-    a.set_xlabel("epoch")
-    a.set_ylabel("L_rec (torso units²)")
-    a.legend(fontsize=8)
-    b.plot(ep, [h["val_mpjpe"] for h in history], "o-", ms=3, color="C1")
-    b.set_xlabel("epoch")
-    b.set_ylabel("held-out MPJPE (torso units)")
-    fig.suptitle(title)
-    return fig
+    rec = Panel([Curve([h["train_loss"] for h in history], x=ep, style="o-", label="train (dropout on)"),
+                 Curve([h["val_loss"] for h in history], x=ep, style="o-", label="held-out subjects")],
+                ylabel="L_rec (torso units²)", logy=True)
+    mpjpe = Panel([Curve([h["val_mpjpe"] for h in history], x=ep, style="o-", color="C1")],
+                  ylabel="held-out MPJPE (torso units)")
+    return curves.loss_figure([rec, mpjpe], title=title, figsize=(9, 3.2))
 
 
 def _side(name: str) -> str:

@@ -25,6 +25,8 @@ from hetskel.studies.prompts import (
     person_rows,
     truth_track,
 )
+from hetskel.viz import curves
+from hetskel.viz.curves import Curve, Panel
 from hetskel.viz.skeleton import skeleton_figure
 
 MODE_COLOURS = {"prompt": "#ff7f0e", "anchored": "#2ca02c", "zero": "#7f7f7f"}
@@ -177,25 +179,14 @@ def trajectory_figure(runs: Mapping[str, PromptRun], data: StudyData, sources: S
 def loss_figure(runs: Mapping[str, PromptRun], window: int = 20):
     """Left: batch objective per step (thin) and its running mean, per trained mode; untrained modes
     as a dashed line at their objective. Right: completion error after training per source."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(11, 3.6), layout="constrained")
-    a, b = fig.subplots(1, 2)
-    for mode, r in runs.items():
-        c = MODE_COLOURS.get(mode)
-        if len(r.loss):
-            steps = np.arange(1, len(r.loss) + 1)
-            a.plot(steps, r.loss, color=c, lw=0.6, alpha=0.4)
-            w = min(window, len(r.loss))
-            smooth = np.convolve(r.loss, np.ones(w) / w, mode="valid")
-            a.plot(steps[w - 1:], smooth, color=c, lw=2, label=f"{mode} (running mean)")
-        else:
-            a.axhline(r.final_loss, color=c, ls="--", label=f"{mode} (nothing to train)")
-    a.set_yscale("log")
-    a.set_xlabel("training step")
-    a.set_ylabel("mean squared distance (torso units²)")
-    a.set_title("completion objective")
-    a.legend(fontsize=8)
+    objective = Panel([Curve(r.loss, color=MODE_COLOURS.get(mode), smooth=window, label=f"{mode} (running mean)")
+                       if len(r.loss) else
+                       Curve([r.final_loss], color=MODE_COLOURS.get(mode), style="--", level=True,
+                             label=f"{mode} (nothing to train)") for mode, r in runs.items()],
+                      title="completion objective", xlabel="training step",
+                      ylabel="mean squared distance (torso units²)", logy=True, legend=True)
+    fig = curves.loss_figure([objective], figsize=(11, 3.6), extra_axes=1)
+    b = fig.axes[1]
     sources = list(next(iter(runs.values())).error_after)
     width = 0.8 / len(runs)
     for k, (mode, r) in enumerate(runs.items()):

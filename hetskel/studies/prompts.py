@@ -43,6 +43,7 @@ from hetskel.hetero.lifter import (
 )
 from hetskel.hetero.prompts import Unifier
 from hetskel.layouts import convert, get_layout
+from hetskel.train.fit import fit
 
 Tensor = torch.Tensor
 SOURCES = ("ntu25", "coco20", "kinect20_msr")
@@ -234,37 +235,42 @@ def train_prompts(data: StudyData, modes: Sequence[str] = ("prompt", "anchored",
 
 def _train(data, modes, steps, lr, batch_size, seed, init_scale, progress) -> dict[str, PromptRun]:
     rows = person_rows(data)
+    return {mode: _train_mode(data, rows, mode, steps, lr, batch_size, seed, init_scale, progress) for mode in modes}
+
+
+def _train_mode(data, rows, mode, steps, lr, batch_size, seed, init_scale, progress) -> PromptRun:
     P = len(rows.labels)
-    runs = {}
-    for mode in modes:
-        uni = make_unifier(data.sources, mode, seed, init_scale)
-        target, have = completion_targets(uni, rows)
-        with torch.no_grad():
-            before = {s: float(e[1]) for s, e in _error(uni, rows, target, have).items()}
-        params = [p for p in uni.parameters() if p.requires_grad]
-        tables = {s: [uni.prompt(s).detach().clone()] for s in data.sources}
-        losses = []
-        if params:
-            opt = torch.optim.Adam(params, lr=lr)
-            gen = torch.Generator().manual_seed(seed)
-            for step in range(steps):
-                idx = torch.randint(0, P, (min(batch_size, P),), generator=gen)
-                loss = torch.stack([e[0] for e in _error(uni, rows, target, have, idx).values()]).mean()
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                losses.append(loss.item())
-                for s in data.sources:
-                    tables[s].append(uni.prompt(s).detach().clone())
-                if progress and (step + 1) % max(1, steps // 10) == 0:
-                    print(f"{mode:<9} step {step + 1:>5}/{steps}  batch loss {losses[-1]:.4f}")
-        uni.eval()
-        with torch.no_grad():
-            err = _error(uni, rows, target, have)
-        runs[mode] = PromptRun(mode, uni, {s: torch.stack(t).numpy() for s, t in tables.items()},
-                               np.array(losses), before, {s: float(e[1]) for s, e in err.items()},
-                               float(torch.stack([e[0] for e in err.values()]).mean()))
-    return runs
+    uni = make_unifier(data.sources, mode, seed, init_scale)
+    target, have = completion_targets(uni, rows)
+    with torch.no_grad():
+        before = {s: float(e[1]) for s, e in _error(uni, rows, target, have).items()}
+    params = [p for p in uni.parameters() if p.requires_grad]
+    tables = {s: [uni.prompt(s).detach().clone()] for s in data.sources}
+    losses = []
+    gen = torch.Generator().manual_seed(seed)  # every mode sees the same batches
+
+    def batches(_epoch):  # one epoch of `steps` random batches of person rows
+        for _ in range(steps):
+            yield torch.randint(0, P, (min(batch_size, P),), generator=gen)
+
+    def loss_of(idx):
+        return torch.stack([e[0] for e in _error(uni, rows, target, have, idx).values()]).mean()
+
+    def record(loss):
+        losses.append(loss.item())
+        for s in data.sources:
+            tables[s].append(uni.prompt(s).detach().clone())
+        if progress and len(losses) % max(1, steps // 10) == 0:
+            print(f"{mode:<9} step {len(losses):>5}/{steps}  batch loss {losses[-1]:.4f}")
+
+    if params:  # "zero" has no parameters: it is only evaluated
+        fit(torch.optim.Adam(params, lr=lr), loss_of, batches, on_step=record)
+    uni.eval()
+    with torch.no_grad():
+        err = _error(uni, rows, target, have)
+    return PromptRun(mode, uni, {s: torch.stack(t).numpy() for s, t in tables.items()},
+                     np.array(losses), before, {s: float(e[1]) for s, e in err.items()},
+                     float(torch.stack([e[0] for e in err.values()]).mean()))
 
 
 def training_table(runs: Mapping[str, PromptRun]) -> str:

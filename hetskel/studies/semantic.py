@@ -40,6 +40,7 @@ from hetskel.hetero.semantic import (
     vocabulary,
 )
 from hetskel.layouts import get_layout
+from hetskel.train.fit import fit
 
 Tensor = torch.Tensor
 # direction colours (unmove: pale grey); a graded word takes its direction's colour, lighter when slower
@@ -219,13 +220,13 @@ def _fit(encoder: SemanticEncoder, x: Tensor, labels: Tensor, train: Tensor, val
     gen = torch.Generator().manual_seed(seed)
     person = joint_present(x).flatten(2).any(-1)                             # (N, M)
     losses = []
-    for _ in tqdm(range(steps), desc=f"reducer ({encoder.mode})", disable=not progress):
-        idx = train[torch.randint(len(train), (batch_size,), generator=gen)]
-        loss = nn.functional.cross_entropy(clf(encoder(x[idx]), person[idx]), labels[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+
+    def batches(_epoch):  # one epoch of `steps` random batches of training rows
+        for _ in tqdm(range(steps), desc=f"reducer ({encoder.mode})", disable=not progress):
+            yield train[torch.randint(len(train), (batch_size,), generator=gen)]
+
+    fit(opt, lambda idx: nn.functional.cross_entropy(clf(encoder(x[idx]), person[idx]), labels[idx]), batches,
+        on_step=lambda loss: losses.append(loss.item()))
     with torch.no_grad():
         pred = torch.cat([clf(encoder(x[i]), person[i]).argmax(-1) for i in val.split(256)])
     return losses, float((pred == labels[val]).float().mean())

@@ -7,12 +7,14 @@ environment variables ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` 
 
 :func:`all_gather_with_grad` is what makes a multi-GPU loss equal to the single-GPU loss on the
 same global batch (UmURL gathers projected features from every GPU before its variance/covariance
-terms): the forward concatenates every rank's shard, the backward hands each rank the gradient of
-its own shard, summed over ranks (see the function for why the sum is right under DDP).
+terms): torch's differentiable all-gather concatenates every rank's shard, and its backward hands
+each rank the gradient of its own shard, summed over ranks (see the function for why the sum is
+right under DDP).
 """
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 import torch
@@ -122,23 +124,17 @@ def all_reduce_(x: torch.Tensor, op: str = "sum") -> torch.Tensor:
     return x
 
 
-class _GatherWithGrad(torch.autograd.Function):
-    """Concatenate every rank's ``(N, ...)`` shard; backward returns this rank's slice of the
-    gradient summed over ranks."""
+def _differentiable_all_gather(x: torch.Tensor) -> torch.Tensor:
+    """torch's all-gather with autograd (its backward reduce-scatters the gradient, summed), on dim 0.
 
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
-        dist.all_gather(parts, x.contiguous())  # list form: works on gloo as well as nccl
-        ctx.n = x.shape[0]
-        return torch.cat(parts, dim=0)
+    Recent torch marks ``torch.distributed.nn.functional.all_gather`` deprecated in favour of the
+    private functional collectives; it is still the public, documented differentiable gather, so we
+    use it and silence only that notice."""
+    from torch.distributed.nn.functional import all_gather
 
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        grad = grad.contiguous()
-        dist.all_reduce(grad)
-        r = dist.get_rank()
-        return grad[r * ctx.n:(r + 1) * ctx.n]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning, message=".*all_gather.*")
+        return torch.cat(all_gather(x.contiguous()), dim=0)
 
 
 def all_gather_with_grad(x: torch.Tensor) -> torch.Tensor:
@@ -146,16 +142,16 @@ def all_gather_with_grad(x: torch.Tensor) -> torch.Tensor:
 
     Every rank must pass the same ``N`` (the trainer's per-rank batches are equal by construction).
 
-    Why the backward sums over ranks: each rank computes the same global loss ``L`` from the
-    gathered tensor, so rank ``r`` sees ``dL/dx_j`` for every shard ``j``, but only shard ``r`` is
-    connected to its parameters. Summing over ranks gives ``world * dL/dx_r`` on rank ``r``; DDP
-    then averages parameter gradients over ranks, which divides the ``world`` back out, so the
-    update equals the single-process update on the whole global batch. Identity when not
-    distributed.
+    Why the backward sums over ranks (torch's all-gather does so): each rank computes the same
+    global loss ``L`` from the gathered tensor, so rank ``r`` sees ``dL/dx_j`` for every shard
+    ``j``, but only shard ``r`` is connected to its parameters. Summing over ranks gives
+    ``world * dL/dx_r`` on rank ``r``; DDP then averages parameter gradients over ranks, which
+    divides the ``world`` back out, so the update equals the single-process update on the whole
+    global batch. Identity when not distributed.
     """
     if not is_distributed() or dist.get_world_size() == 1:
         return x
-    return _GatherWithGrad.apply(x)
+    return _differentiable_all_gather(x)
 
 
 def all_gather_nograd(x: torch.Tensor) -> torch.Tensor:

@@ -7,13 +7,13 @@ single-process run, DDP set up from ``RANK``/``WORLD_SIZE`` (gloo on CPU, NCCL o
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
 from pathlib import Path
 
+import psutil
 import torch
 
 from hetskel.io import project_root, save_json
@@ -70,37 +70,22 @@ def launch_torchrun(desc: dict, nproc: int, overwrite: bool = False, progress: b
         raise RuntimeError(f"torchrun {why}; last output:\n{''.join(tail)}")
 
 
-def _descendants(pid: int) -> list[int]:
-    """Process ids below ``pid`` (Linux ``/proc``; elsewhere none are found)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:  # exited meanwhile
-            continue
-        ppid = int(text[text.rindex(")") + 2:].split()[1])  # after "pid (comm) state"
-        children.setdefault(ppid, []).append(int(stat.parent.name))
-    out, todo = [], [pid]
-    while todo:
-        kids = children.get(todo.pop(), [])
-        out += kids
-        todo += kids
-    return out
-
-
 def _stop_tree(proc: subprocess.Popen, stopped: threading.Event, grace: float = 10.0) -> None:
     """Stop torchrun and its ranks. The ranks run in sessions of their own (torchrun starts them so),
     hold the output pipe and would outlive a killed torchrun: list them first, ask torchrun to stop
     them (SIGTERM, which its agent forwards), then SIGKILL whatever is left after ``grace`` seconds."""
     stopped.set()
-    below = _descendants(proc.pid)
+    try:
+        below = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:  # torchrun already gone
+        below = []
     proc.terminate()
     try:
         proc.wait(grace)
     except subprocess.TimeoutExpired:
         proc.kill()
-    for pid in below:
+    for child in below:
         try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:  # already stopped by torchrun
+            child.kill()  # psutil checks the pid still names the same process (no reused pid is hit)
+        except psutil.NoSuchProcess:  # already stopped by torchrun
             pass

@@ -53,44 +53,20 @@ from hetskel.train.config import (
     load_run_spec,
     make_optimizer,
     make_scheduler,
-    register_builder,
     resolve_builder,
 )
 from hetskel.train.dist import epoch_shard
+from hetskel.train.fit import NonFiniteLossError, fit
 from hetskel.train.state import (
-    RunInfo,
     find_generators,
-    load_weights,
     open_run,
     read_checkpoint,
-    read_run,
     run_identity,
     seed_everything,
     truncate_metrics,
     write_checkpoint,
 )
 
-# the configuration lives in hetskel.train.config and the run folder / checkpoint / RNG state in
-# hetskel.train.state; these names are re-exported so ``from hetskel.train import ...`` covers all
-__all__ = [
-    "NonFiniteLossError",
-    "RunInfo",
-    "TrainConfig",
-    "TrainResult",
-    "epoch_shard",
-    "load_weights",
-    "main",
-    "read_run",
-    "register_builder",
-    "resolve_builder",
-    "seed_everything",
-    "train",
-]
-
-
-class NonFiniteLossError(FloatingPointError):
-    """A loss term (or the weights) became NaN/inf. The message names epoch, step and term; the
-    run folder keeps its last good ``latest.pt`` and a ``nonfinite_loss`` event in metrics.jsonl."""
 
 
 @dataclass
@@ -253,83 +229,98 @@ def train(objective: nn.Module, dataset, config: TrainConfig | Mapping, run_dir=
         write_checkpoint(files, stateful, meta, generators, device)
         saved_at = global_step
 
+    # fit() owns the steps (forward, zero_grad, scaled backward, unscale + clip, step, scheduler);
+    # what follows is this trainer's own: which batches (the epoch's shard, from where a resumed
+    # run stopped, until max_steps), device-side bookkeeping and logs after each step, epoch
+    # records and checkpoints after each epoch
+    lr_used = 0.0
+
+    def epoch_batches(ep: int):
+        shard = epoch_shard(n, ep, cfg.seed, rank, world).to(index_device)
+        # read after every step (the generator is lazy): on_step advances step_in_epoch/global_step
+        while step_in_epoch < steps_per_epoch and global_step < total_steps:
+            idx = shard[step_in_epoch * per_rank:(step_in_epoch + 1) * per_rank]
+            batch = dataset.get_batch(idx)
+            if index_device != device:
+                batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+            yield batch
+
+    def forward(batch) -> Mapping:
+        nonlocal names, window_sum, bad_terms, epoch_sums, lr_used
+        with torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext():
+            out = model(batch)
+        if names is None:
+            names = _scalar_terms(out)
+            window_sum = torch.zeros(len(names), device=device)
+            bad_terms = torch.zeros(len(names), dtype=torch.bool, device=device)
+            if epoch_sums is None or epoch_sums.numel() != len(names):
+                epoch_sums = torch.zeros(len(names), device=device)
+            epoch_sums = epoch_sums.to(device)
+        lr_used = optimizer.param_groups[0]["lr"]  # the lr this step uses (a Python float: no sync)
+        return out
+
+    def after_step(out: Mapping) -> None:
+        nonlocal bad_step, bad_terms, window_n, step_in_epoch, global_step, session_steps, t_window
+        vals = torch.stack([torch.as_tensor(out[k], device=device).detach().float().reshape(())
+                            for k in names])
+        bad_now = ~torch.isfinite(vals)
+        first = bad_now.any() & (bad_step < 0)  # device-side bookkeeping: no sync here
+        bad_step = torch.where(first, gs_dev, bad_step)
+        bad_terms = torch.where(first, bad_now, bad_terms)
+        gs_dev.add_(1)
+        window_sum.add_(vals)
+        epoch_sums.add_(vals)
+        window_n += 1
+        step_in_epoch += 1
+        global_step += 1
+        session_steps += 1
+        if pbar is not None:
+            pbar.update(1)
+        last_of_epoch = step_in_epoch == steps_per_epoch
+        if global_step % cfg.log_every == 0 or global_step == total_steps or last_of_epoch:
+            check_finite(f"the log after global step {global_step}")
+            means = (dist.all_reduce_(window_sum.clone(), "mean") / window_n).tolist()
+            now = time.perf_counter()
+            rec = {"kind": "step", "epoch": epoch + step_in_epoch / steps_per_epoch, "step": step_in_epoch,
+                   "global_step": global_step, **dict(zip(names, means)),
+                   "lr": lr_used, "samples_per_s": window_n * cfg.batch_size / (now - t_window),
+                   "elapsed": elapsed()}
+            emit(rec)
+            history.append(rec)
+            if pbar is not None:
+                pbar.set_postfix(loss=f"{means[0]:.4g}")
+            window_sum.zero_()
+            window_n, t_window = 0, now
+        if (cfg.checkpoint_every_steps and global_step % cfg.checkpoint_every_steps == 0
+                and not last_of_epoch):
+            save(epoch, step_in_epoch, [path / "latest.pt"])
+
+    def end_epoch(ep: int) -> bool:
+        nonlocal epoch, step_in_epoch
+        if step_in_epoch < steps_per_epoch:
+            return True  # max_steps reached mid-epoch
+        means = (dist.all_reduce_(epoch_sums.clone(), "mean") / steps_per_epoch).tolist()
+        rec = {"kind": "epoch", "epoch": epoch + 1, "global_step": global_step, **dict(zip(names, means)),
+               "lr": lr_used, "elapsed": elapsed()}
+        emit(rec)
+        history.append(rec)
+        epoch, step_in_epoch = epoch + 1, 0
+        epoch_sums.zero_()
+        snap = [path / "latest.pt"]
+        if cfg.save_every and epoch % cfg.save_every == 0:
+            snap.append(path / f"epoch_{epoch:04d}.pt")
+        save(epoch, 0, snap)
+        return global_step >= total_steps
+
     pbar = None
     if cfg.progress and dist.is_main():
         # plain tqdm (never tqdm.auto): one text bar that works in terminals, papermill logs and notebooks
         from tqdm import tqdm
         pbar = tqdm(total=total_steps, initial=global_step, desc=path.name, unit="step", dynamic_ncols=True)
     try:
-        while epoch < cfg.epochs and global_step < total_steps:
-            shard = epoch_shard(n, epoch, cfg.seed, rank, world).to(index_device)
-            while step_in_epoch < steps_per_epoch and global_step < total_steps:
-                idx = shard[step_in_epoch * per_rank:(step_in_epoch + 1) * per_rank]
-                batch = dataset.get_batch(idx)
-                if index_device != device:
-                    batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
-                with torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext():
-                    out = model(batch)
-                if names is None:
-                    names = _scalar_terms(out)
-                    window_sum = torch.zeros(len(names), device=device)
-                    bad_terms = torch.zeros(len(names), dtype=torch.bool, device=device)
-                    if epoch_sums is None or epoch_sums.numel() != len(names):
-                        epoch_sums = torch.zeros(len(names), device=device)
-                    epoch_sums = epoch_sums.to(device)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(out["loss"]).backward()
-                if cfg.grad_clip:
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-                lr_used = optimizer.param_groups[0]["lr"]  # a Python float: no sync
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
-                vals = torch.stack([torch.as_tensor(out[k], device=device).detach().float().reshape(())
-                                    for k in names])
-                bad_now = ~torch.isfinite(vals)
-                first = bad_now.any() & (bad_step < 0)  # device-side bookkeeping: no sync here
-                bad_step = torch.where(first, gs_dev, bad_step)
-                bad_terms = torch.where(first, bad_now, bad_terms)
-                gs_dev += 1
-                window_sum += vals
-                epoch_sums += vals
-                window_n += 1
-                step_in_epoch += 1
-                global_step += 1
-                session_steps += 1
-                if pbar is not None:
-                    pbar.update(1)
-                last_of_epoch = step_in_epoch == steps_per_epoch
-                if global_step % cfg.log_every == 0 or global_step == total_steps or last_of_epoch:
-                    check_finite(f"the log after global step {global_step}")
-                    means = (dist.all_reduce_(window_sum.clone(), "mean") / window_n).tolist()
-                    now = time.perf_counter()
-                    rec = {"kind": "step", "epoch": epoch + step_in_epoch / steps_per_epoch, "step": step_in_epoch,
-                           "global_step": global_step, **dict(zip(names, means)),
-                           "lr": lr_used, "samples_per_s": window_n * cfg.batch_size / (now - t_window),
-                           "elapsed": elapsed()}
-                    emit(rec)
-                    history.append(rec)
-                    if pbar is not None:
-                        pbar.set_postfix(loss=f"{means[0]:.4g}")
-                    window_sum.zero_()
-                    window_n, t_window = 0, now
-                if (cfg.checkpoint_every_steps and global_step % cfg.checkpoint_every_steps == 0
-                        and not last_of_epoch):
-                    save(epoch, step_in_epoch, [path / "latest.pt"])
-            if step_in_epoch < steps_per_epoch:
-                break  # max_steps reached mid-epoch
-            means = (dist.all_reduce_(epoch_sums.clone(), "mean") / steps_per_epoch).tolist()
-            rec = {"kind": "epoch", "epoch": epoch + 1, "global_step": global_step, **dict(zip(names, means)),
-                   "lr": lr_used, "elapsed": elapsed()}
-            emit(rec)
-            history.append(rec)
-            epoch, step_in_epoch = epoch + 1, 0
-            epoch_sums.zero_()
-            snap = [path / "latest.pt"]
-            if cfg.save_every and epoch % cfg.save_every == 0:
-                snap.append(path / f"epoch_{epoch:04d}.pt")
-            save(epoch, 0, snap)
+        if global_step < total_steps:  # else a finished run resumed: nothing to do
+            fit(optimizer, forward, epoch_batches, cfg.epochs, start_epoch=epoch, scheduler=scheduler,
+                grad_clip=cfg.grad_clip, params=params, scaler=scaler, on_step=after_step, on_epoch_end=end_epoch)
         if saved_at != global_step:
             save(epoch, step_in_epoch, [path / "latest.pt"])
     finally:

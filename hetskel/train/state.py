@@ -29,8 +29,8 @@ from hetskel.io import (
     load_checkpoint,
     load_json,
     make_run_dir,
-    project_root,
     read_jsonl,
+    resolve_run_dir,
     save_checkpoint,
     save_json,
 )
@@ -163,8 +163,7 @@ def read_checkpoint(path, stateful: Mapping[str, Any], generators: Mapping[str, 
 
 
 def _resolve(run_dir) -> Path:
-    p = Path(run_dir)
-    return p if p.is_absolute() else project_root() / p  # same rule as hetskel.io.make_run_dir
+    return resolve_run_dir(run_dir)  # relative to the project root, as hetskel.io.make_run_dir takes it
 
 
 def _normalise(x: Any) -> Any:

@@ -88,3 +88,14 @@ def test_summary_rows_pool_seeds_only():
     recs.append(RunRecord("b", {"m": "C", "seed": 0}, "", "ok", metrics={"acc": 0.9}))
     rows = GridResult(recs).rows()
     assert [r["m"] for r in rows] == ["J", "C"] and rows[0]["acc_mean"] == pytest.approx(0.6)
+
+
+def test_warnings_in_reads_a_runs_warnings_without_their_location(tmp_path):
+    from hetskel.runs.grid import warnings_in
+
+    log = tmp_path / "run.log"
+    log.write_text("text\n/tmp/ipykernel_1/2.py:1: RandomTextTableWarning: table is NOT CLIP's\n"
+                   "  table = text_table(vocab)\nWARNING:root:No pretrained weights loaded\nplain line\n")
+    assert warnings_in(log) == ["RandomTextTableWarning: table is NOT CLIP's",
+                                "WARNING:root:No pretrained weights loaded"]
+    assert warnings_in(tmp_path / "missing.log") == []

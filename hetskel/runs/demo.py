@@ -19,7 +19,13 @@ from pathlib import Path
 from typing import Sequence
 
 from hetskel.io import make_run_dir, project_root, save_json
-from hetskel.runs.grid import RunRecord, _flat_metrics, execute, notebook_parameters
+from hetskel.runs.grid import (
+    RunRecord,
+    _flat_metrics,
+    execute,
+    notebook_parameters,
+    warnings_in,
+)
 
 # Demo-size parameters per notebook (on top of each notebook's defaults): sized so that the whole
 # sequence stays within ~15 minutes on a 2-core CPU. A key a notebook does not have is an error.
@@ -58,6 +64,7 @@ def run_demo(smoke: bool = False, only: Sequence[str] | None = None, out: "str |
     print(f"hetskel demo: {len(notebooks)} notebook(s) -> {base}", flush=True)
     records: dict[str, RunRecord] = {}
     t0 = time.time()
+    seen_warnings: set[str] = set()
     for nb in notebooks:
         params = _params_for(nb, smoke)
         if nb.stem in LINKS:
@@ -76,6 +83,10 @@ def run_demo(smoke: bool = False, only: Sequence[str] | None = None, out: "str |
         rec.name = nb.stem
         records[nb.stem] = rec
         print(f" {rec.status} in {rec.wall_s:.0f}s" + (f": {rec.error}" if rec.error else ""), flush=True)
+        for message in warnings_in(run_dir / "run.log"):  # each warning once per demo, not once per notebook
+            if message not in seen_warnings:
+                seen_warnings.add(message)
+                print(f"    {message}", flush=True)
     total = time.time() - t0
     table = results_table(list(records.values()), total)
     (base / "results.md").write_text(table + "\n")

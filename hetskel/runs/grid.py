@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import csv
 import itertools
 import json
 import math
+import os
 import re
 import sys
 import time
@@ -99,6 +101,36 @@ def check_parameters(notebook: "str | Path", params: Mapping[str, Any]) -> None:
                          f"{sorted(valid)}")
 
 
+@contextlib.contextmanager
+def _stderr_to(log):
+    """Send this process's stderr file descriptor, and so the kernel's (which inherits it), to ``log``.
+
+    Why: a kernel writes warnings and library log lines straight to its stderr, so every notebook of
+    a batch would repeat them on the terminal; in ``run.log`` they stay with their run
+    (``warnings_in`` reads them back, e.g. for the demo to show each one once)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        os.dup2(log.fileno(), 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+_WARNING_LINE = re.compile(r"(?:^|: )(\w*Warning: .*|WARNING:\S*:.*)$")
+
+
+def warnings_in(log_path) -> list[str]:
+    """The warning messages a run printed to its ``run.log`` (file/line prefixes removed), in order."""
+    try:
+        lines = Path(log_path).read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    return [m.group(1) for line in lines if (m := _WARNING_LINE.search(line))]
+
+
 def execute(notebook: "str | Path", params: Mapping[str, Any], run_dir: "str | Path", *, kernel: str | None = None,
             timeout: int | None = None, progress: bool = False) -> RunRecord:
     """Run one notebook with papermill into ``run_dir`` (which must exist); never raises for notebook errors."""
@@ -114,7 +146,7 @@ def execute(notebook: "str | Path", params: Mapping[str, Any], run_dir: "str | P
                     run_dir=str(run_dir))
     save_json(run_dir / "params.json", params)
     t0 = time.time()
-    with open(run_dir / "run.log", "w") as log:
+    with open(run_dir / "run.log", "w") as log, _stderr_to(log):
         try:
             pm.execute_notebook(str(notebook), str(run_dir / "notebook.ipynb"), parameters=params,
                                 kernel_name=kernel, cwd=str(project_root()), progress_bar=progress,

@@ -24,9 +24,15 @@ _API = {
     # joints and layouts
     "Layout": "hetskel.layouts", "get_layout": "hetskel.layouts", "list_layouts": "hetskel.layouts",
     "register_layout": "hetskel.layouts", "unify": "hetskel.layouts", "convert": "hetskel.layouts",
+    "load_layout": "hetskel.layouts",
     # data
     "DataError": "hetskel.data.errors", "load_pyskl": "hetskel.data.pyskl", "save_pyskl": "hetskel.data.pyskl",
     "validate_pyskl": "hetskel.data.pyskl", "from_arrays": "hetskel.data.arrays",
+    "load_utd_mhad": "hetskel.data.arrays", "load_msr_action3d": "hetskel.data.arrays",
+    "read_joint_rows": "hetskel.data.raw", "read_csv": "hetskel.data.raw", "read_npy": "hetskel.data.raw",
+    "read_mat": "hetskel.data.raw", "read_skeleton_file": "hetskel.data.raw",
+    "map_joint_names": "hetskel.data.joint_names", "layout_from_names": "hetskel.data.joint_names",
+    "check_left_right": "hetskel.data.left_right",
     "load_dataset": "hetskel.data.batches", "ArrayDataset": "hetskel.data.batches",
     # optimisation
     "TrainConfig": "hetskel.train.config", "fit": "hetskel.train.fit",
@@ -42,7 +48,7 @@ _API = {
     "load_pretrained": "hetskel.experiment.pretrain",
 }
 _SUBPACKAGES = {"layouts", "io", "config", "data", "viz", "train", "model", "hetero", "eval", "experiment",
-                "studies", "runs", "bench"}
+                "studies", "runs", "bench", "benchmark"}
 __all__ = sorted(_API)
 
 

@@ -55,8 +55,10 @@ from typing import (
 
 import numpy as np
 
-__all__ = ["ConfigTypeError", "ConfigValueError", "Overrides", "check_fields", "check_keys", "check_value",
-           "from_dict", "to_plain", "type_name"]
+__all__ = ["SEED_MAX", "ConfigTypeError", "ConfigValueError", "Overrides", "check_fields", "check_keys",
+           "check_range", "check_value", "from_dict", "to_plain", "type_name"]
+
+SEED_MAX = 2**63 - 1  # torch.manual_seed, numpy and random all take seeds in 0..2**63-1
 
 C = TypeVar("C")
 _NoneType = type(None)
@@ -330,6 +332,22 @@ def check_fields(obj: C, name: str | None = None, skip: Iterable[str] = ()) -> C
         if new is not value:
             object.__setattr__(obj, f.name, new)  # frozen dataclasses too
     return obj
+
+
+def check_range(config: str, field: str, value: Any, low: float | None = None, high: float | None = None,
+                *, finite: bool = True, high_open: bool = False) -> None:
+    """``ConfigValueError`` naming ``<config>.<field>`` unless ``low <= value <= high`` (``< high``
+    with ``high_open``) and, with ``finite``, the value is a finite number (NaN and inf refused)."""
+    if value is None:
+        return
+    ok = not (finite and isinstance(value, float) and not np.isfinite(value))
+    ok = ok and (low is None or value >= low) and (high is None or (value < high if high_open else value <= high))
+    if not ok:
+        lo = "" if low is None else f"{low:g} <= "
+        hi = "" if high is None else (" < " if high_open else " <= ") + (f"{high:g}" if high < 1e15 else str(high))
+        rule = f"{lo}{field}{hi}".strip() if (lo or hi) else "a finite number"
+        raise ConfigValueError(config, field, field, f"must be {'a finite number, ' if finite and isinstance(value, float) else ''}{rule}; "
+                                                     f"got {_short(value)}")
 
 
 def check_keys(cls: type, keys: Iterable, name: str | None = None) -> None:

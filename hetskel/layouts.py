@@ -17,7 +17,9 @@ when a new format has genuinely new points (e.g. finger joints).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -72,6 +74,9 @@ def mirror_name(name: str) -> str:
     return name
 
 
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_+.\-]{0,63}")
+
+
 @dataclass(frozen=True)
 class Layout:
     """An ordered skeleton format.
@@ -90,6 +95,11 @@ class Layout:
     _index: Mapping[str, int] = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
 
     def __post_init__(self):
+        # a name is a registry key, a key of PretrainSpec.paths, part of file and folder names and of
+        # comma-joined lists: one plain token ("ntu25", "coco17+spine"), never "", "../x" or "a,b"
+        if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
+            raise LayoutError(f"layout name must be letters, digits and _ + - . (not starting with . or -), "
+                              f"at most 64 characters, got {self.name!r:.80}")
         joints = tuple(self.joints)
         object.__setattr__(self, "joints", joints)
         object.__setattr__(self, "parents", tuple(int(p) for p in self.parents))
@@ -136,6 +146,9 @@ class Layout:
     def from_bones(cls, name: str, joints: Sequence[str], bones: Mapping[str, str], dims: int = 3,
                    description: str = "") -> "Layout":
         """Build from ``{child: parent}`` names; joints absent from ``bones`` are roots."""
+        if not isinstance(bones, Mapping):
+            raise LayoutError(f"layout {name!r}: bones must be a mapping {{child: parent}} of joint names, got a "
+                              f"{type(bones).__name__} (a list of (child, parent) pairs: pass dict(pairs))")
         joints = tuple(joints)
         index = {j: i for i, j in enumerate(joints)}
         for child, parent in bones.items():
@@ -399,9 +412,15 @@ def convert(x, src: "str | Layout", dst: "str | Layout", derive: bool = True, fi
     interpolated when the source has their ingredients (COCO-17 -> COCO-20).
     """
     src, dst = get_layout(src), get_layout(dst)
-    if x.shape[-2] != src.num_joints:
-        raise LayoutError(f"convert: input has {x.shape[-2]} joints on axis -2 but layout {src.name!r} "
-                          f"has {src.num_joints}")
+    if x.ndim < 2 or x.shape[-2] != src.num_joints:
+        raise LayoutError(f"convert: input has {x.shape[-2] if x.ndim >= 2 else 'no'} joints on axis -2 but layout "
+                          f"{src.name!r} has {src.num_joints}")
+    most = max(src.dims, dst.dims) + 1
+    if not 1 <= x.shape[-1] <= most:
+        # channels: a per-joint value (1), 2D/3D coordinates, or coordinates + a score
+        raise LayoutError(f"convert: input has {x.shape[-1]} channels on the last axis; layouts {src.name!r} "
+                          f"({src.dims}D) and {dst.name!r} ({dst.dims}D) take 1..{most} (coordinates, "
+                          f"optionally + a score): is the array (..., V, C)?")
     plan = conversion_plan(src, dst, derive)
     is_torch = not isinstance(x, np.ndarray)
     if is_torch:
@@ -423,3 +442,116 @@ def convert(x, src: "str | Layout", dst: "str | Layout", derive: bool = True, fi
             y[..., k, :] = sum(parts[1:], parts[0]) / len(parts)
     real = np.array([p is not None for p in plan])
     return y, real
+
+
+# ---------------------------------------------------------------------------------------------
+# Layouts as plain data: run folders store them, layout files (JSON / YAML) define them
+def layout_to_dict(layout: "str | Layout") -> dict:
+    """``{"name", "joints", "parents", "dims", "description"}``: JSON-able, read back by ``layout_from_dict``."""
+    lay = get_layout(layout)
+    return {"name": lay.name, "joints": list(lay.joints), "parents": list(lay.parents), "dims": lay.dims,
+            "description": lay.description}
+
+
+def layout_from_dict(d: Mapping, name: str | None = None, new_joints: bool = True) -> Layout:
+    """A ``Layout`` from ``{"name", "joints", "parents" | "bones", "dims", "description"}``.
+
+    ``parents``: per joint a parent index (-1 = root) or a parent joint name (``None`` = root);
+    ``bones``: ``{child: parent}`` names instead. ``new_joints``: joint names not yet in the
+    vocabulary are added to it (``register_joints``). Not registered: see ``load_layout``."""
+    if not isinstance(d, Mapping):
+        raise LayoutError(f"a layout definition must be a mapping, got {type(d).__name__}")
+    name = str(d.get("name") or name or "")
+    if not name:
+        raise LayoutError("a layout definition needs a 'name'")
+    joints = d.get("joints")
+    if not isinstance(joints, (list, tuple)) or not all(isinstance(j, str) for j in joints):
+        raise LayoutError(f"layout {name!r}: 'joints' must be a list of joint names")
+    unknown = [j for j in joints if j not in _VOCAB]
+    if unknown and new_joints:
+        register_joints(unknown)
+    dims, desc = int(d.get("dims", 3)), str(d.get("description", ""))
+    if "bones" in d:
+        return Layout.from_bones(name, joints, dict(d["bones"]), dims=dims, description=desc)
+    parents = d.get("parents")
+    if not isinstance(parents, (list, tuple)):
+        raise LayoutError(f"layout {name!r}: give 'parents' (a list, one per joint) or 'bones' ({{child: parent}})")
+    idx = {j: i for i, j in enumerate(joints)}
+    out = []
+    for j, p in zip(joints, parents):
+        if p is None:
+            out.append(-1)
+        elif isinstance(p, str):
+            if p not in idx:
+                raise LayoutError(f"layout {name!r}: joint {j!r} has parent {p!r}, which is not one of its joints")
+            out.append(idx[p])
+        else:
+            out.append(int(p))
+    if len(parents) != len(joints):
+        raise LayoutError(f"layout {name!r}: {len(joints)} joints but {len(parents)} parents")
+    return Layout(name, tuple(joints), tuple(out), dims, desc)
+
+
+def same_layout(a: "str | Layout", b: "str | Layout") -> bool:
+    """Same joints, parents and dims (the name and description aside)."""
+    a, b = get_layout(a), get_layout(b)
+    return (a.joints, a.parents, a.dims) == (b.joints, b.parents, b.dims)
+
+
+def ensure_layout(d: "Mapping | Layout") -> Layout:
+    """Register a stored layout definition unless the same one is registered already; a different
+    layout under the same name is an error (it would silently re-order the joints)."""
+    lay = d if isinstance(d, Layout) else layout_from_dict(d)
+    have = _REGISTRY.get(lay.name)
+    if have is None:
+        return register_layout(lay)
+    if not same_layout(have, lay):
+        raise LayoutError(f"layout {lay.name!r} is registered in this process with other joints/parents/dims "
+                          f"than the stored one ({have.num_joints} vs {lay.num_joints} joints); "
+                          f"unregister_layout({lay.name!r}) first to use the stored one")
+    return have
+
+
+def load_layout(path: "str | Path", register: bool = True) -> Layout:
+    """A layout from a JSON or YAML file (``{"name", "joints", "parents" | "bones", "dims",
+    "description"}``; the name defaults to the file's stem), registered (``ensure_layout``) unless
+    ``register=False``::
+
+        {"name": "my15", "dims": 3, "joints": ["head", "neck", ...], "parents": [null, "head", ...]}
+    """
+    from pathlib import Path
+
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as e:
+        raise LayoutError(f"cannot read layout file {p}: {e}") from None
+    if p.suffix.lower() in (".yaml", ".yml"):
+        import yaml
+
+        d = yaml.safe_load(text)
+    else:
+        import json
+
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise LayoutError(f"layout file {p}: not valid JSON ({e})") from None
+    lay = layout_from_dict(d, name=p.stem)
+    return ensure_layout(lay) if register else lay
+
+
+LAYOUT_FILE_SUFFIXES = (".json", ".yaml", ".yml")
+
+
+def layout_arg(value: "str | Layout") -> str:
+    """A command line's layout argument: a registered name, or a layout file (JSON / YAML), which is
+    loaded and registered. Returns the layout's name."""
+    if isinstance(value, Layout):
+        return ensure_layout(value).name
+    s = str(value)
+    if s in _REGISTRY:
+        return s
+    if s.lower().endswith(LAYOUT_FILE_SUFFIXES):
+        return load_layout(s).name
+    return get_layout(s).name  # raises, listing the known layouts

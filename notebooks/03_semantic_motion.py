@@ -44,8 +44,8 @@ num_samples = 1200    # SynHet samples
 num_frames = 48       # frames per SynHet clip
 threshold = 0.01      # |displacement| (torso lengths per frame) at or below which a joint "unmove"s
 vocabulary = "basic"  # "basic": the paper's 7 words; "graded": 19 words with speed grades
-text_source = "auto"  # "auto" (your table > real cache > open_clip weights > random tower), or one of "cache",
-                      # "openclip", "random" (an error when unavailable)
+text_source = "auto"  # "auto" (your table > real cache > CLIP weights on this machine > wordllama), or one of
+                      # "cache", "openclip" (may download), "wordllama", "random" (an error when unavailable)
 cache_path = ""       # text-table cache file (.pt); "" keeps the table in memory only
 table_path = ""       # your own (K, D) text table (.npy / .pt), one row per word; wins over everything
 train_steps = 300     # steps of the small classification task that trains the reducer
@@ -185,11 +185,14 @@ metrics["word_counts"] = {"kinect25": sem.word_counts(w_kinect, p_kinect, vocab)
 # %% [markdown]
 # ## 3. The text table
 #
-# `text_table` encodes each word with open_clip's ViT-B/32 text tower, frozen. It takes, in order: a
-# table you give (`table_path`), a cache file made from real CLIP weights (`cache_path`), the real
-# weights (downloaded by open_clip, which needs the network), and as a last resort a **randomly
-# initialised** text tower (seeded). The last one is NOT CLIP: its rows are distinct but carry no
-# language knowledge, so "up" is no closer to "down" than to "left" for any reason but chance.
+# `text_table` encodes each word with a frozen pretrained text model. With `text_source="auto"` it
+# takes, in order: a table you give (`table_path`), a cache file made from real CLIP weights
+# (`cache_path`), open_clip's ViT-B/32 text tower when its weights are already on this machine (the
+# paper's choice; `"openclip"` downloads them), else `wordllama`'s pretrained 256-d word embedding,
+# which ships inside its pip package: a real language model, offline, never a download. A
+# **randomly initialised** text tower (seeded) is used only when asked for (`"random"`): it is NOT
+# CLIP, its rows are distinct but carry no language knowledge, so "up" is no closer to "down" than
+# to "left" for any reason but chance.
 # Every result below that depends on the table must be read with its source in mind; the source
 # is printed here, written in the figure titles and stored in `metrics.json`.
 

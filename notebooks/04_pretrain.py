@@ -172,6 +172,8 @@ if smoke:
             "sources": {"J": "ntu25", "C": "coco17"},
             "encoder": {"d_model": 64, "num_layers": 1, "num_heads": 1, "ff_dim": 128, "proj_dims": [128, 128, 256],
                         "out_dim": 128},
-            "parameters": {"encoder": 353920, "processor": 15786, "unifier": 45, "lifters": 15228, "semantic": 513}
+            "parameters": {"encoder": 353920, "processor": 15530, "unifier": 45, "lifters": 15228, "semantic": 257}
         }, written["network"]
+    # a real language model for S on any machine: CLIP when its weights are cached, else wordllama (offline)
+    assert written["semantic_table"].startswith(("wordllama:", "clip:", "openclip:")), written["semantic_table"]
     print("smoke check passed")

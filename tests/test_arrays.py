@@ -88,7 +88,7 @@ def test_property_from_arrays_save_load_round_trip(tmp_path, data):
                                                 lay.num_joints, data.draw(st.sampled_from([2, 3]))),
                                    elements=finite)) for _ in range(n)]
     labels = data.draw(st.lists(st.integers(0, 9), min_size=n, max_size=n))
-    d = from_arrays(arrays, labels, layout)
+    d = from_arrays(arrays, labels, layout, label_base=0)  # 0-based said: [1, 2] alone reads as 1-based
     path = tmp_path / f"prop_{data.draw(st.integers(0, 10**9))}.pkl"
     back = load_pyskl(save_pyskl(d, path))
     assert [a["label"] for a in back["annotations"]] == labels  # never re-read as 1-based

@@ -59,6 +59,10 @@ def test_quick_run_keys_and_values(quick):
     status = {r["target"]: r["status"] for r in res["targets"]}
     assert status["fused J+C+S GFLOPs, paper preset, 30 joints"] == "pass"
     assert status["pretraining samples/s, small preset, CPU"] == "recorded"
+    p = res["train_cpu_paper"]
+    assert set(p["rows"]) == {"J+M+B", "J+C+S"} and p["rows"]["J+C+S"]["per_clip"]
+    assert res["jcs_vs_jmb_cpu_paper"] == pytest.approx(p["ratio"]) and p["ratio"] > 0
+    assert 0.5 < p["lifter_gflops_per_sample"] < 0.6 and p["encoder_gflops_per_sample"] == pytest.approx(2.774, rel=0.01)
 
 
 def test_markdown_written_and_printed(quick):
@@ -111,3 +115,18 @@ def test_compare_and_targets_on_plain_dicts():
     assert t["NTU reader speedup vs line-by-line"] == "skipped: absent"
     assert t["pretraining samples/s, paper preset, H200 bf16"].startswith("n/a")
     assert t["pretraining samples/s, small preset, CPU"] == "skipped"
+
+
+def test_gpu_check_smoke_runs_on_cpu(tmp_path):
+    """``--gpu-check --smoke``: the prepared GPU check end to end, tiny, on whatever device is here."""
+    out = tmp_path / "gpu.json"
+    proc = subprocess.run([sys.executable, "-m", "hetskel.bench", "--gpu-check", "--smoke", "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert res["smoke"] and res["batch_size"] == 4 and res["epochs"] == 451
+    runs = {(r["model"], r["compile"]): r for r in res["runs"]}
+    assert set(runs) == {(m, c) for m in ("J+C+S", "J+M+B") for c in (False, True)}
+    for r in runs.values():
+        assert r["samples_per_s"] > 0 and 0 < r["data_fraction"] and r["projected_wall_h"] > 0
+    assert runs[("J+C+S", False)]["train_gflops_per_sample"] > runs[("J+M+B", False)]["train_gflops_per_sample"]

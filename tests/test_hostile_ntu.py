@@ -11,6 +11,15 @@ from hetskel.data.ntu_convert import convert_ntu
 NAME = "S001C001P001R001A001"
 
 
+@pytest.fixture(autouse=True, params=["window", "tiny-windows"])
+def windows(request, monkeypatch):
+    """Every case also with 61-byte windows (issue 14: the reader converts a file window by window),
+    so that windows end mid-line, mid-file and next to every kind of malformation."""
+    if request.param == "tiny-windows":
+        from hetskel.data import ntu_text
+        monkeypatch.setattr(ntu_text, "_WINDOW", 61)
+
+
 def fake_lines(bodies_per_frame, seed=0, bid0=100):
     """A valid file as a list of lines: frame t holds bodies_per_frame[t] bodies with IDs bid0, bid0+1, ..."""
     rng = np.random.default_rng(seed)

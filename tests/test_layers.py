@@ -23,6 +23,7 @@ FLOORS = [
     ("evaluation", {"eval"}),
     ("experiment", {"experiment"}),
     ("applications", {"studies", "runs", "bench"}),
+    ("benchmark over any dataset", {"benchmark"}),
 ]
 FLOOR_OF = {part: i for i, (_, parts) in enumerate(FLOORS) for part in parts}
 

@@ -267,6 +267,37 @@ def test_tokenize_lines_and_routes():
     assert tok.plain[:6].all() and not tok.plain[9]  # up to 15 digits vectorised, 16 through float()
 
 
+@pytest.mark.parametrize("window", [7, 61, 4096, 100_000])
+def test_windowed_reader_matches_one_window(raw, tmp_path, window, monkeypatch):
+    """Issue 14: the reader scans and converts a file window by window (bounded memory); any window
+    size, even one cutting every line or a lone token, gives bit-identical arrays and line tables."""
+    from hetskel.data import ntu_text
+    files = [raw / f"{n}.skeleton" for n in SAMPLES[:3]]
+    if window < 1000:  # (thousands of windows a file: the first 4 frames of each are enough)
+        for k, p in enumerate(files):
+            lines, i = p.read_bytes().splitlines(keepends=True), 1
+            for _ in range(4):
+                i += 1 + (2 + 25) * int(lines[i])
+            files[k] = tmp_path / f"{k}_{p.name}"
+            files[k].write_bytes(b"4\r\n" + b"".join(lines[1:i]))
+    odd = tmp_path / f"{SAMPLES[0]}.skeleton"  # LF, tabs, long runs of blanks, no final newline
+    odd.write_bytes(files[0].read_bytes().replace(b"\r\n", b"\n").replace(b" ", b" \t" + b" " * 40).rstrip())
+    ref = {p: read_skeleton(p) for p in files + [odd]}
+    monkeypatch.setattr(ntu_text, "_WINDOW", window)
+    for p, want in ref.items():
+        got = read_skeleton(p)
+        for key in ("xyz", "depth_xy", "color_xy", "orientation", "tracking", "present", "bodies_per_frame"):
+            a, b = getattr(got, key), getattr(want, key)
+            assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), (p.name, key)
+        for key, v in want.body_info.items():
+            assert got.body_info[key].tobytes() == v.tobytes(), (p.name, key)
+        data = p.read_bytes()
+        lines, tok = ntu_text.scan(data, window), tokenize(data)
+        assert lines.count.tolist() == tok.count.tolist()
+        np.testing.assert_array_equal(lines.head, tok.head)
+        assert lines.start[:-1].tolist() == [0] + [k + 1 for k in range(len(data)) if data[k] == 10]
+
+
 def test_fast_walk_agrees_with_the_careful_walk(raw):
     for name in SAMPLES:
         data = (raw / f"{name}.skeleton").read_bytes()

@@ -9,7 +9,7 @@ import pickle
 import pytest
 
 from hetskel.config import ConfigTypeError, ConfigValueError, Overrides, to_plain
-from hetskel.io import RUNNER_FILES, RunDirExists, make_run_dir
+from hetskel.io import KIT_MARKER, RUNNER_FILES, RunDirExists, make_run_dir
 from hetskel.model.augment import AugmentConfig
 from hetskel.model.encoder import EncoderConfig
 
@@ -35,7 +35,7 @@ def test_run_dir_number_rule(tmp_path):
     assert (first, second, third) == (base, tmp_path / "b-2", tmp_path / "b-3")
     (base / "old.txt").write_text("x")
     again = make_run_dir(base, overwrite=True, on_exists="number")   # asked: replaced afresh
-    assert again == base and list(base.iterdir()) == []
+    assert again == base and [p.name for p in base.iterdir()] == [KIT_MARKER]  # afresh: only hetskel's marker
 
 
 def test_run_dir_check_rule_and_new_folders(tmp_path, monkeypatch):

@@ -151,24 +151,62 @@ def test_cache_round_trip(random_tower_cache):
         text_table(WORDS[:3], source="cache", cache_path=path)
 
 
-def test_auto_falls_back_loudly_without_weights(random_tower_cache, monkeypatch, tmp_path):
-    _, table, _ = random_tower_cache
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(semantic, "_hub_reachable", lambda timeout=3.0: False)  # as on a machine without network
-    with pytest.warns(semantic.RandomTextTableWarning, match="NOT CLIP"):
-        got, source = text_table(WORDS, cache_path=tmp_path / "auto.pt")
-    assert source == "random-init:ViT-B-32/seed0" and torch.equal(got, table)
-    assert (tmp_path / "auto.pt").is_file()
-    # the second call finds the cached fallback and says so in its source; the warning is not repeated
+def test_auto_uses_wordllama_offline_when_clip_weights_are_absent(random_tower_cache, monkeypatch, tmp_path):
+    """No CLIP weights on the machine, no network: "auto" gives wordllama's pretrained table, never
+    the random tower (not even a cached one), never a download attempt, and writes no cache file."""
+    pytest.importorskip("wordllama")
+    import socket
+
+    path, random_table, _ = random_tower_cache
+    monkeypatch.setattr(semantic, "_clip_weights_file", lambda *a, **k: None)
+    monkeypatch.setattr(semantic, "_hub_reachable", lambda timeout=3.0: False)
+
+    def no_network(*a, **k):
+        raise OSError("network disabled in this test")
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    semantic._MEMORY.clear()  # load the wheel's weights in this test, with the network off
     with warnings.catch_warnings():
         warnings.simplefilter("error", semantic.RandomTextTableWarning)
-        _, source = text_table(WORDS, cache_path=tmp_path / "auto.pt")
-    assert source.startswith("cache:") and source.endswith("[random-init:ViT-B-32/seed0]")
-    semantic._WARNED.clear()  # a new process warns again
-    with pytest.warns(semantic.RandomTextTableWarning, match="NOT CLIP"):
-        text_table(WORDS, cache_path=tmp_path / "auto.pt")
+        got, source = text_table(WORDS, cache_path=tmp_path / "auto.pt")
+        again, source2 = text_table(WORDS, cache_path=path)  # a cached random table does not shadow it
+    assert source == source2 == "wordllama:l2_supercat/256"
+    assert got.shape == (7, 256) and torch.allclose(got.norm(dim=-1), torch.ones(7), atol=1e-5)
+    assert torch.pdist(got).min() > 1e-3 and torch.equal(got, again)
+    assert not (tmp_path / "auto.pt").exists()
+    assert text_table(WORDS, source="wordllama")[1] == source
+    assert text_table(WORDS[:3], source="wordllama", template="a person moves {word}")[0].shape == (3, 256)
+    enc = SemanticEncoder(None)  # the encoder's default table: wordllama, reducer Linear(256, 1)
+    assert enc.table_source == source and enc.reducer.in_features == 256
     with pytest.raises(RuntimeError, match="not reachable"):
         text_table(WORDS, source="openclip")
+    with pytest.warns(semantic.RandomTextTableWarning, match="NOT CLIP"):  # the random tower: by name only
+        assert text_table(WORDS, source="random")[1] == "random-init:ViT-B-32/seed0"
+
+
+def test_auto_prefers_clip_weights_on_the_machine(monkeypatch):
+    fake = torch.nn.functional.normalize(torch.randn(7, 512), dim=-1)
+    semantic._MEMORY.clear()
+    monkeypatch.setattr(semantic, "_openclip_local", lambda words, *a: fake[:len(words)])
+    got, source = text_table(WORDS)
+    assert source == "openclip:ViT-B-32/openai" and torch.equal(got, fake)
+    semantic._MEMORY.clear()
+
+
+def test_auto_without_wordllama_or_clip_is_an_error_not_a_random_tower(monkeypatch):
+    monkeypatch.setattr(semantic, "_clip_weights_file", lambda *a, **k: None)
+    monkeypatch.setattr(semantic, "wordllama_available", lambda: False)
+    semantic._MEMORY.clear()
+    with pytest.raises(RuntimeError, match="pip install wordllama"):
+        text_table(WORDS)
+    semantic._MEMORY.clear()
+
+
+def test_clip_weights_file_is_a_local_lookup(tmp_path):
+    f = tmp_path / "weights.pt"
+    f.write_bytes(b"x")
+    assert semantic._clip_weights_file("ViT-B-32", str(f)) == str(f)
+    assert semantic._clip_weights_file("ViT-B-32", "no-such-tag") is None
 
 
 def test_a_real_cache_wins_over_everything_but_a_user_table(tmp_path):

@@ -158,7 +158,7 @@ def test_run_dir_is_never_overwritten_silently(tmp_path):
     obj, data = make()
     train(obj, data, cfg(epochs=1), run)
     obj2, data2 = make()
-    with pytest.raises(RunDirExists, match=r"different run \(train.epochs: 1 -> 2"):
+    with pytest.raises(RunDirExists, match=r"different run; .*overwrite=True.*Differences: train.epochs: 1 -> 2"):
         train(obj2, data2, cfg(epochs=2), run)
     with pytest.raises(RunDirExists, match="already holds this run; pass resume=True"):
         train(obj2, data2, cfg(epochs=1), run, resume=False)

@@ -32,6 +32,7 @@ What is measured:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import statistics
@@ -49,17 +50,17 @@ from hetskel.bench.report import (
     machine_info,
     report,
 )
-from hetskel.io import load_json, shared_data_dir
+from hetskel.io import load_json, save_json, shared_data_dir
 
 # dense bf16 peak FLOP/s by device name (first match wins); --peak-tflops overrides
 PEAK_BF16 = (("H200", 989e12), ("H100 PCIe", 756e12), ("H100", 989e12), ("A100", 312e12), ("L40S", 362e12))
 SETTINGS = {  # quick: CI on a shared 2-core CPU; full: a few minutes
     "quick": {"ntu_rounds": 2, "synth_samples": 1000, "cpu_batch": 8, "cpu_warmup": 1, "cpu_steps": 3,
               "cpu_data": 64, "aug_batch": 256, "aug_loop": 32, "gpu_batch": 256, "gpu_warmup": 3,
-              "gpu_steps": 10, "gpu_data": 1024},
+              "gpu_steps": 10, "gpu_data": 1024, "paper_batch": 4, "paper_rounds": 2},
     "full": {"ntu_rounds": 5, "synth_samples": 10000, "cpu_batch": 32, "cpu_warmup": 2, "cpu_steps": 6,
              "cpu_data": 512, "aug_batch": 1024, "aug_loop": 256, "gpu_batch": 512, "gpu_warmup": 5,
-             "gpu_steps": 30, "gpu_data": 4096},
+             "gpu_steps": 30, "gpu_data": 4096, "paper_batch": 16, "paper_rounds": 4},
 }
 
 
@@ -231,7 +232,11 @@ def bench_train(preset: str, device: str, batch_size: int, warmup: int, steps: i
 
     data_s = statistics.median(data_times)
     fwd = sum(fwd_counts["Global"].values())
-    proc_fwd = sum(fwd_counts.get("Pretrainer.processor", {}).values())
+    # the processor runs through forward() per view, or through process_clip()/view() once per clip
+    # (not a module call: then only its submodules, e.g. the lifters, are named in the counts)
+    proc_keys = [k for k in fwd_counts if k == "Pretrainer.processor" or k.startswith("Pretrainer.processor.")]
+    proc_keys = [k for k in proc_keys if not any(k.startswith(o + ".") for o in proc_keys)]
+    proc_fwd = sum(sum(fwd_counts[k].values()) for k in proc_keys)
     train_flops = 3 * fwd / batch_size  # the usual 3x forward (backward = 2x forward)
     out.update({"data_s_median": data_s, "data_fraction": data_s / step_s,
                 "fwd_gflops_per_sample": fwd / batch_size / 1e9,
@@ -246,6 +251,198 @@ def bench_train(preset: str, device: str, batch_size: int, warmup: int, steps: i
         out["peak_memory_gb"] = torch.cuda.max_memory_allocated(dev) / 2**30
         out["gpu"] = torch.cuda.get_device_name(dev)
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# J+M+B vs J+C+S at the paper preset, side by side, and the GPU check
+def build_classic(preset: str, seed: int = 0):
+    """UmURL's J+M+B on ntu25 (``ClassicModalities``) with the same encoder preset and views."""
+    from hetskel.model.encoder import UnifiedEncoder
+    from hetskel.model.objective import ClassicModalities, Pretrainer
+
+    torch.manual_seed(seed)
+    enc = UnifiedEncoder(preset, {"J": 3, "M": 3, "B": 3}, 25)
+    return Pretrainer(enc, ("J", "M", "B"), processor=ClassicModalities("ntu25"), seed=seed)
+
+
+def _models(preset: str, lifter_width: int, process: str | None = None) -> dict:
+    jcs = build_pretrainer(preset, lifter_width)
+    if process is not None:
+        jcs.process_mode = process
+    return {"J+M+B": build_classic(preset), "J+C+S": jcs}
+
+
+def _lifter_gflops(obj) -> float:
+    from hetskel.hetero.lifter import lifter_flops
+
+    c = obj.encoder.config
+    return sum(lifter_flops(l.in_joints, l.out_joints, l.init_args["width"], l.init_args["num_layers"],
+                            c.num_frames, c.max_persons) for l in obj.processor.lifters.values()) / 1e9
+
+
+def bench_pair(preset: str, device: str, batch_size: int, warmup: int, steps: int, lifter_width: int = 1024,
+               amp: str = "auto", ds=None, process: str | None = None) -> dict:
+    """samples/s of the J+M+B and the J+C+S pretraining step (same encoder preset and views), their
+    steps interleaved (one of each per round) so both see the same machine load; rate from the median
+    step. ``ratio`` = J+C+S / J+M+B. Also the lifter's FLOPs per sample (one pass per clip) beside
+    the fused encoder's."""
+    from hetskel.model.flops import encoder_flops
+    from hetskel.train.config import TrainConfig, make_optimizer
+
+    dev = torch.device(device)
+    frames = 64
+    ds = (ds if ds is not None and len(ds) >= batch_size else synhet_dataset(max(batch_size, 16), frames)).to(dev)
+    models = {k: m.to(dev).train() for k, m in _models(preset, lifter_width, process).items()}
+    cfg = TrainConfig(amp=amp)
+    amp_dtype = cfg.amp_dtype(dev)
+    opts = {k: make_optimizer(cfg, [p for p in m.parameters() if p.requires_grad]) for k, m in models.items()}
+    idx = torch.arange(batch_size, device=dev)
+    batch = ds.get_batch(idx)
+    times: dict[str, list[float]] = {k: [] for k in models}
+    for r in range(warmup + steps):
+        for k, m in models.items():
+            _sync(dev)
+            t0 = time.perf_counter()
+            with torch.autocast(dev.type, dtype=amp_dtype) if amp_dtype else nullcontext():
+                out = m(batch)
+            opts[k].zero_grad(set_to_none=True)
+            out["loss"].backward()
+            opts[k].step()
+            _sync(dev)
+            if r >= warmup:
+                times[k].append(time.perf_counter() - t0)
+    rows = {}
+    for k, m in models.items():
+        med = statistics.median(times[k])
+        rows[k] = {"samples_per_s": batch_size / med, "step_s": [round(t, 4) for t in times[k]],
+                   "joints": m.encoder.num_joints, "per_clip": m.per_clip}
+    jcs = models["J+C+S"]
+    return {"preset": preset, "device": str(dev), "amp": str(amp_dtype).replace("torch.", "") if amp_dtype else "fp32",
+            "batch_size": batch_size, "warmup_rounds": warmup, "rounds": steps, "interleaved": True,
+            "lifter_width": lifter_width, "rows": rows,
+            "ratio": rows["J+C+S"]["samples_per_s"] / rows["J+M+B"]["samples_per_s"],
+            "lifter_gflops_per_sample": _lifter_gflops(jcs),
+            "encoder_gflops_per_sample": encoder_flops(preset, ("J", "C", "S"), jcs.encoder.num_joints) / 1e9}
+
+
+def _ntu60_arrays(n: int, frames: int, device) -> dict:
+    """Synthetic NTU-60-sized device-resident data of the real shapes: ``ntu25 (n,2,T,25,3)``,
+    ``coco17 (n,2,T,17,2)``, original lengths; about half the clips have one person."""
+    g = torch.Generator(device="cpu").manual_seed(0)
+    solo = torch.rand(n, generator=g) < 0.5
+    out = {}
+    for key, (v, c) in {"ntu25": (25, 3), "coco17": (17, 2)}.items():
+        x = torch.empty(n, 2, frames, v, c, device=device).normal_(generator=torch.Generator(device=device).manual_seed(1))
+        x[solo.to(device), 1] = 0
+        out[key] = x
+    out["length"] = torch.randint(40, 300, (n,), generator=g).to(device)
+    return out
+
+
+def gpu_check(smoke: bool = False, compile_modes=(False, True), lifter_width: int = 1024,
+              peak_tflops: float | None = None, budget_s: float = 420.0) -> dict:
+    """The paper preset's J+C+S and J+M+B pretraining steps in bf16 at batch 512 on NTU-60-sized
+    device-resident data (40,091 clips): samples/s, MFU, peak memory, the data part's share of a step
+    (gather + K+1 crops + spatial draws, timed alone), ``torch.compile`` off/on and the projected wall
+    time of 451 epochs. ``smoke``: a tiny version (small preset, batch 4, 64 clips, CPU if no GPU,
+    compile with the ``eager`` backend) that runs end to end anywhere. Stops starting new
+    configurations past ``budget_s`` (recorded as skipped)."""
+    from hetskel.train.config import TrainConfig, make_optimizer
+
+    t_start = time.perf_counter()
+    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    preset, batch_size, clips = ("small", 4, 64) if smoke else ("paper", 512, 40091)
+    warmup, steps = (1, 2) if smoke else (3, 8)
+    frames = 64
+    data = _ntu60_arrays(clips, frames, dev)
+    res = {"smoke": smoke, "device": str(dev), "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
+           "preset": preset, "batch_size": batch_size, "clips": clips, "frames": frames, "amp": "bfloat16",
+           "epochs": 451, "runs": []}
+    peak = peak_flops(dev, peak_tflops)
+    res["peak_tflops"] = peak / 1e12 if peak else None
+    order = torch.randperm(clips, device=dev)
+    for name in ("J+C+S", "J+M+B"):
+        for comp in compile_modes:
+            row = {"model": name, "compile": comp}
+            res["runs"].append(row)
+            if time.perf_counter() - t_start > budget_s:
+                row["skipped"] = f"over the {budget_s:.0f} s budget"
+                continue
+            try:
+                obj = _models(preset, lifter_width)[name].to(dev).train()
+                opt = make_optimizer(TrainConfig(), [p for p in obj.parameters() if p.requires_grad])
+                model = torch.compile(obj, backend="eager" if smoke else "inductor") if comp else obj
+                keys = ("ntu25", "coco17", "length") if name == "J+C+S" else ("ntu25", "length")
+
+                def get(i):
+                    idx = order[(i * batch_size) % (clips - batch_size + 1):][:batch_size]
+                    return {k: data[k][idx] for k in keys}
+
+                def step(i, counter=None, model=model, opt=opt):
+                    with torch.autocast(dev.type, dtype=torch.bfloat16):
+                        out = model(get(i))
+                    fwd = counter.get_total_flops() if counter is not None else None
+                    opt.zero_grad(set_to_none=True)
+                    out["loss"].backward()
+                    opt.step()
+                    return fwd
+
+                with FlopCounterMode(display=False) as counter:
+                    fwd = step(0, counter) if not comp else None
+                if dev.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats(dev)
+                t0 = time.perf_counter()
+                for i in range(1, warmup + 1):
+                    step(i)
+                _sync(dev)
+                row["warmup_s"] = time.perf_counter() - t0
+                times = []
+                for i in range(warmup + 1, warmup + 1 + steps):
+                    _sync(dev)
+                    t0 = time.perf_counter()
+                    step(i)
+                    _sync(dev)
+                    times.append(time.perf_counter() - t0)
+                med = statistics.median(times)
+                g = torch.Generator(device=dev).manual_seed(1)
+                dts = []
+                for i in range(3):
+                    _sync(dev)
+                    t0 = time.perf_counter()
+                    _data_part(obj, _Arrays(get(i)), None, g)
+                    _sync(dev)
+                    dts.append(time.perf_counter() - t0)
+                rate = batch_size / med
+                row.update({"step_s": [round(t, 4) for t in times], "samples_per_s": rate,
+                            "data_fraction": statistics.median(dts) / med,
+                            "projected_wall_h": 451 * clips / rate / 3600})
+                if fwd is not None:
+                    row["train_gflops_per_sample"] = 3 * fwd / batch_size / 1e9
+                if dev.type == "cuda":
+                    row["peak_memory_gb"] = torch.cuda.max_memory_allocated(dev) / 2**30
+                del model, obj, opt
+            except Exception as e:  # noqa: BLE001 -- record and go on with the other configurations
+                row["error"] = f"{type(e).__name__}: {e}"
+                traceback.print_exc()
+    for name in ("J+C+S", "J+M+B"):  # MFU from the eager run's counted FLOPs
+        flops = next((r.get("train_gflops_per_sample") for r in res["runs"] if r["model"] == name
+                      and r.get("train_gflops_per_sample")), None)
+        for r in res["runs"]:
+            if r["model"] == name and "samples_per_s" in r and flops and peak:
+                r["mfu"] = flops * 1e9 * r["samples_per_s"] / peak
+    res["elapsed_s"] = time.perf_counter() - t_start
+    return res
+
+
+class _Arrays:
+    """A batch already gathered, for ``_data_part`` (its gather is then the copy the step makes)."""
+
+    def __init__(self, batch: dict):
+        self.batch = batch
+        self.sources = [k for k in batch if k != "length"]
+
+    def get_batch(self, idx):
+        return {k: v.clone() for k, v in self.batch.items()}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -323,6 +520,11 @@ def measure(quick: bool, skip=(), shared_data: Path | None = None, gpu_batch: in
         res["train_cpu_1thread"] = {k: one[k] for k in ("samples_per_s", "samples_per_cpu_s", "step_s",
                                                         "step_cpu_s_median")}
 
+    def paper():
+        res["train_cpu_paper"] = bench_pair("paper", "cpu", s["paper_batch"], 1, s["paper_rounds"], lifter_width,
+                                            amp=cpu_amp)
+        res["jcs_vs_jmb_cpu_paper"] = res["train_cpu_paper"]["ratio"]
+
     def gpu():
         if not torch.cuda.is_available():
             res["train_gpu"] = {"skipped": "no CUDA device"}
@@ -339,7 +541,8 @@ def measure(quick: bool, skip=(), shared_data: Path | None = None, gpu_batch: in
             res["augment_gpu"] = bench_augment(s["aug_batch"], s["aug_loop"], "cuda")
 
     sections = {"flops": (flops, "flops"), "ntu": (ntu, "ntu_parse_speedup"),
-                "synth": (synth, "synth"), "train": (train, "train_cpu"), "gpu": (gpu, "train_gpu"),
+                "synth": (synth, "synth"), "train": (train, "train_cpu"),
+                "paper": (paper, "train_cpu_paper"), "gpu": (gpu, "train_gpu"),
                 "augment": (augment, "augment")}
     for name, (fn, key) in sections.items():
         if name in skip:
@@ -367,7 +570,7 @@ def main(argv=None) -> int:
     p.add_argument("--baseline", type=Path, help="earlier results JSON: flag rates more than --tolerance lower")
     p.add_argument("--tolerance", type=float, default=REGRESSION_TOLERANCE)
     p.add_argument("--results", type=Path, help="do not measure: load these results (re-render, compare)")
-    p.add_argument("--skip", default="", help="comma list of flops,ntu,synth,train,gpu,augment")
+    p.add_argument("--skip", default="", help="comma list of flops,ntu,synth,train,paper,gpu,augment")
     p.add_argument("--shared-data", type=Path, help="folder holding ntu_raw_sample/ (default ../shared/data)")
     p.add_argument("--threads", type=int, help="torch.set_num_threads before measuring")
     p.add_argument("--gpu-batch", type=int, help="batch size of the GPU pretraining run")
@@ -377,10 +580,22 @@ def main(argv=None) -> int:
                    help="autocast of the CPU pretraining run (bf16 exercises the GPU run's autocast path)")
     p.add_argument("--peak-tflops", type=float, help="peak bf16 TFLOP/s for MFU (default: from the GPU name)")
     p.add_argument("--fail-on-regression", action="store_true", help="exit 1 when a rate regressed")
+    p.add_argument("--gpu-check", action="store_true",
+                   help="only the prepared GPU check (paper preset, bf16, batch 512, NTU-60-sized data; JSON to --out)")
+    p.add_argument("--smoke", action="store_true", help="with --gpu-check: a tiny run that works on CPU")
     a = p.parse_args(argv)
     command = "python -m hetskel.bench " + " ".join(shlex.quote(x) for x in (sys.argv[1:] if argv is None else argv))
     if a.threads:
         torch.set_num_threads(a.threads)
+    if a.gpu_check:
+        res = gpu_check(a.smoke, lifter_width=a.lifter_width, peak_tflops=a.peak_tflops)
+        res["command"] = command
+        res["machine"] = machine_info()
+        text = json.dumps(res, indent=1, default=str)
+        if a.out:
+            save_json(a.out, res)
+        print(text)
+        return 0 if not any("error" in r for r in res["runs"]) else 1
     if a.results:
         res = load_json(a.results)
         res["rendered_by"] = command

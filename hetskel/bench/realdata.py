@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import math
 import shlex
 import sys
 import tempfile
@@ -39,12 +38,11 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from hetskel.data.arrays import load_msr_action3d, load_utd_mhad
 from hetskel.data.pyskl import save_pyskl
 from hetskel.eval.pretrained import Classifier, probe
+from hetskel.eval.supervised import accuracy, train_supervised  # noqa: F401 (re-exported: bench API)
 from hetskel.experiment.pretrain import (
     build_pretrainer,
     load_data,
@@ -54,7 +52,6 @@ from hetskel.experiment.pretrain import (
 )
 from hetskel.experiment.spec import PretrainSpec
 from hetskel.io import make_run_dir, save_json, shared_data_dir
-from hetskel.train.fit import fit
 
 # name -> (folder under shared/data, reader, layout, number of classes)
 DATASETS: dict[str, tuple[str, Callable[[Path], dict], str, int]] = {
@@ -83,68 +80,7 @@ def load_source(name: str, shared_data: str | Path | None = None) -> dict:
     return reader(Path(base) / folder)
 
 
-# ---------------------------------------------------------------------------------------------
-# supervised from scratch
-def train_supervised(model: nn.Module, train_ds, test_ds, epochs: int, lr: float = 1e-3, batch_size: int = 32,
-                     weight_decay: float = 1e-5, seed: int = 0, device="cpu") -> dict:
-    """Train ``model`` (batch dict -> logits ``(N, C)``) with cross-entropy and Adam on ``train_ds``
-    (``get_batch(idx)`` with a ``"label"`` entry); test top-1 (%) on ``test_ds`` after every epoch.
-
-    Batches are drawn from a seeded generator (the caller's RNG is untouched); the last partial
-    batch is kept unless it has a single clip (the encoder's batch-free layers do not need more,
-    but one clip gives a very noisy step). Returns ``top1_final``, ``top1_best``, ``history``,
-    ``train_loss`` (per-epoch mean), ``train_top1_final`` (on the train split, eval mode).
-    """
-    dev = torch.device(device)
-    model.to(dev)
-    g = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    n = len(train_ds)
-    history, losses = [], []
-    total, seen = torch.zeros(()), 0  # this epoch's summed loss and clips
-
-    def batches(_epoch):
-        nonlocal total, seen
-        model.train()
-        perm, total, seen = torch.randperm(n, generator=g), torch.zeros(()), 0
-        yield from (idx for idx in perm.split(batch_size) if len(idx) >= 2)
-
-    def loss_of(idx) -> dict:
-        batch = {k: v.to(dev) for k, v in train_ds.get_batch(idx).items()}
-        return {"loss": F.cross_entropy(model(batch), batch["label"]), "clips": len(idx)}
-
-    def count(out: dict) -> None:
-        nonlocal total, seen
-        total += out["loss"].detach().cpu() * out["clips"]
-        seen += out["clips"]
-
-    def end_epoch(_epoch) -> None:
-        losses.append(float(total) / max(seen, 1))
-        history.append(accuracy(model, test_ds, device=dev))
-
-    fit(opt, loss_of, batches, epochs, on_step=count, on_epoch_end=end_epoch)
-    if not all(math.isfinite(v) for v in losses):
-        raise FloatingPointError(f"supervised training diverged (per-epoch losses {losses})")
-    best = max(range(len(history)), key=history.__getitem__)
-    return {"top1_final": history[-1], "top1_best": history[best], "best_epoch": best + 1, "history": history,
-            "train_loss": losses, "train_top1_final": accuracy(model, train_ds, device=dev)}
-
-
-@torch.no_grad()
-def accuracy(model: nn.Module, ds, batch_size: int = 256, device="cpu") -> float:
-    """Top-1 (%) of ``model`` on every clip of ``ds`` in eval mode (the mode is restored)."""
-    was = model.training
-    model.eval()
-    correct = 0
-    try:
-        for s in range(0, len(ds), batch_size):
-            batch = {k: v.to(device) for k, v in ds.get_batch(torch.arange(s, min(len(ds), s + batch_size))).items()}
-            correct += int((model(batch).argmax(1) == batch["label"]).sum())
-    finally:
-        model.train(was)
-    return 100.0 * correct / len(ds)
-
-
+# supervised from scratch: hetskel.eval.supervised (train_supervised, accuracy re-exported here)
 # ---------------------------------------------------------------------------------------------
 # one dataset
 def make_spec(data_file: str | Path, layout: str, preset: str, epochs: int, batch_size: int, lr: float,

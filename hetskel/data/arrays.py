@@ -23,6 +23,7 @@ from typing import Sequence
 import numpy as np
 
 from hetskel.data.errors import DataError
+from hetskel.data.left_right import check_left_right
 from hetskel.data.pyskl import validate_pyskl
 from hetskel.layouts import LayoutError, get_layout
 
@@ -43,16 +44,24 @@ MSR_CVPR12_LIST = "files_used_in_cvpr12_paper.txt"
 KINECT_V1_JOINTS = 20
 
 
-def from_arrays(arrays: Sequence, labels: Sequence[int], layout: str, frame_dirs: Sequence[str] | None = None,
+def from_arrays(arrays: Sequence, labels: Sequence, layout: str, frame_dirs: Sequence[str] | None = None,
                 splits: dict | None = None, class_names: Sequence[str] | None = None,
-                scores: Sequence | None = None, img_shape: tuple[int, int] | None = None,
-                dataset: str = "custom") -> dict:
+                scores: Sequence | None = None, img_shape=None, dataset: str = "custom",
+                label_base: "str | int" = "auto", check_mirror: bool = True) -> dict:
     """Build a validated PYSKL dict from arrays.
 
     arrays:  N arrays ``(M, T, V, C)`` or ``(T, V, C)`` (read as M=1); V must match ``layout``.
-    labels:  N 0-based integer labels.
+    labels:  N labels: 0-based integers; 1-based integers (smallest 1, no 0: detected with
+             ``label_base="auto"``, or say ``label_base=1``) are shifted to 0-based; strings
+             become 0..K-1 in sorted order (or in the order of ``class_names`` when given), the
+             strings kept as ``class_names``. What was done is in ``data["label_mapping"]``
+             (``{"base": 0 | 1 | "names", "classes": K}``) and said once in a warning.
     scores:  optional N arrays ``(M, T, V)`` or ``(T, V)`` (confidence per joint, 2D data).
+    img_shape: ``(height, width)`` for every clip, or N of them (one per clip): 2D data is normalised
+             by it.
     splits:  ``{name: [frame_dir, ...]}``; default ``{"all": every frame_dir}``.
+    check_mirror: run ``check_left_right`` on the result and warn when the layout looks mirrored
+             (2D data is judged as an unmirrored image: pass False for mirrored Kinect images).
     Arrays are copied to float32, so later edits to the inputs do not leak into the dict.
     """
     try:
@@ -67,6 +76,8 @@ def from_arrays(arrays: Sequence, labels: Sequence[int], layout: str, frame_dirs
         raise DataError(f"{n} arrays but {len(frame_dirs)} frame_dirs", field="frame_dir")
     if scores is not None and len(scores) != n:
         raise DataError(f"{n} arrays but {len(scores)} score arrays", field="keypoint_score")
+    labels, class_names, mapping = _map_labels(labels, class_names, label_base)
+    shapes = _per_clip_img_shapes(img_shape, n)
     annotations = []
     for i, (x, fd) in enumerate(zip(arrays, frame_dirs)):
         try:
@@ -84,14 +95,75 @@ def from_arrays(arrays: Sequence, labels: Sequence[int], layout: str, frame_dirs
         if scores is not None:
             sc = np.array(scores[i], dtype=np.float32)
             ann["keypoint_score"] = sc[None] if sc.ndim == 2 else sc
-        if img_shape is not None:
-            ann["img_shape"] = tuple(img_shape)
+        if shapes is not None:
+            ann["img_shape"] = shapes[i]
         annotations.append(ann)
     data = {"split": {"all": list(frame_dirs)} if splits is None else {k: list(v) for k, v in splits.items()},
             "annotations": annotations, "layout": lay.name, "dataset": dataset}
     if class_names is not None:
         data["class_names"] = [str(c) for c in class_names]
-    return validate_pyskl(data, label_base=0)
+    data = validate_pyskl(data, label_base=0)
+    data["label_mapping"] = mapping
+    if check_mirror:
+        report = check_left_right(data, max_clips=200)
+        if report.verdict == "mirrored":
+            warnings.warn(f"from_arrays: {report.message}", stacklevel=2)
+    return data
+
+
+def _map_labels(labels: Sequence, class_names, label_base) -> tuple[list[int], list | None, dict]:
+    """0-based int labels, the class names, and what was done (see ``from_arrays``)."""
+    if label_base not in ("auto", 0, 1):
+        raise DataError(f"label_base must be 'auto', 0 or 1, got {label_base!r}", field="label")
+    labels = list(labels)
+    if labels and all(isinstance(v, (str, np.str_)) for v in labels):
+        if class_names is not None:
+            order = [str(c) for c in class_names]
+            unknown = sorted({str(v) for v in labels} - set(order))
+            if unknown:
+                raise DataError(f"label(s) {unknown[:5]} are not in class_names", field="label")
+        else:
+            order = sorted({str(v) for v in labels})
+        index = {c: i for i, c in enumerate(order)}
+        warnings.warn(f"from_arrays: {len(order)} string labels mapped to 0..{len(order) - 1} "
+                      f"({', '.join(f'{c!r}->{i}' for c, i in list(index.items())[:4])}"
+                      f"{', ...' if len(order) > 4 else ''}); names kept as class_names", stacklevel=3)
+        return [index[str(v)] for v in labels], order, {"base": "names", "classes": len(order)}
+    out = []
+    for i, v in enumerate(labels):
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            raise DataError(f"label {v!r} is neither an integer nor a string", field="label", sample=i) from None
+        if f != int(f) or f < 0:
+            raise DataError(f"label {v!r} is not a non-negative integer", field="label", sample=i)
+        out.append(int(f))
+    base = label_base
+    if base == "auto":
+        base = 1 if out and min(out) == 1 else 0
+        if base == 1:
+            k = max(out)
+            warnings.warn(f"from_arrays: labels are 1-based (1..{k}, no 0): mapped to 0..{k - 1} "
+                          f"(pass label_base=0 to keep them)", stacklevel=3)
+    if base == 1:
+        if 0 in out:
+            raise DataError("label 0 with label_base=1", field="label")
+        out = [v - 1 for v in out]
+    k = (max(out) + 1) if out else 0
+    return out, None if class_names is None else list(class_names), {"base": base, "classes": k}
+
+
+def _per_clip_img_shapes(img_shape, n: int) -> list | None:
+    """``None``, one ``(h, w)`` for every clip, or N of them -> N ``(h, w)`` tuples."""
+    if img_shape is None:
+        return None
+    arr = np.asarray(img_shape, dtype=np.float64)
+    if arr.shape == (2,):
+        return [tuple(int(v) for v in arr)] * n
+    if arr.shape == (n, 2):
+        return [tuple(int(v) for v in row) for row in arr]
+    raise DataError(f"img_shape must be (height, width) or {n} of them (one per clip), got shape {arr.shape}",
+                    field="img_shape")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -178,7 +250,7 @@ def load_utd_mhad(root: "str | Path") -> dict:
         fds.append(fd)
         subjects[fd] = s
     data = from_arrays(arrays, labels, "kinect20_utd", frame_dirs=fds, splits=_xsub(subjects),
-                       class_names=UTD_MHAD_CLASSES, dataset="utd_mhad")
+                       class_names=UTD_MHAD_CLASSES, dataset="utd_mhad", label_base=0)
     for ann, (( _, s, t), path) in zip(data["annotations"], found):
         ann.update(subject=s, trial=t, raw_file=str(path))
     return data
@@ -272,7 +344,8 @@ def load_msr_action3d(root: "str | Path", coords: str = "world", files: str = "c
                         file=root)
     data = from_arrays(arrays, labels, "kinect20_msr", frame_dirs=fds, splits=_xsub(subjects),
                        class_names=MSR_ACTION3D_CLASSES, scores=scores if coords == "screen" else None,
-                       img_shape=(240, 320) if coords == "screen" else None, dataset=f"msr_action3d_{coords}")
+                       img_shape=(240, 320) if coords == "screen" else None, dataset=f"msr_action3d_{coords}",
+                       label_base=0, check_mirror=coords == "world")  # Kinect depth images are mirrored
     for ann, extra in zip(data["annotations"], extras):
         ann.update(extra)
     data["msr_files"] = files if keep is not None else "all"

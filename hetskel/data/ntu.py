@@ -11,10 +11,12 @@ File format (Kinect v2 SDK dump, CRLF or LF)::
                 25 x 12 fields          x y z (camera metres) depthX depthY (512x424 px)
                                         colorX colorY (1920x1080 px) orientationW X Y Z trackingState
 
-``read_skeleton`` converts every number of the file at once (``hetskel.data.ntu_text``: bit-exact,
-numpy passes over the bytes instead of one ``float()`` per value), walks the frame headers over the
-per-line token table (O(frames) Python steps, the rest in bulk) and gathers all joint blocks with one
-index array. Anything irregular sends it to a line-by-line walk whose only job is to raise the precise
+``read_skeleton`` scans the file in windows into a per-line table (token counts, the value of each
+one-integer line; ``hetskel.data.ntu_text.scan``), walks the frame headers over it (O(frames) Python
+steps, the rest in bulk), checks body IDs x frames against the array budget, and only then converts
+the numbers, window by window, straight into the output arrays (bit-exact numpy passes over the bytes
+instead of one ``float()`` per value). Peak memory: the file, ~16 bytes a line, the declared arrays and
+a few MB of scratch (issue 14: <= 4x the file + the arrays). Anything irregular sends it to a line-by-line walk whose only job is to raise the precise
 ``DataError`` (file, line, frame, field). ~4x faster than a plain readline/float() parser
 (``python -m hetskel.bench.ntu_reader``). Names, splits, class names and missing lists are in
 ``hetskel.data.ntu_meta``; converting a folder to PYSKL in ``hetskel.data.ntu_convert``.
@@ -34,7 +36,7 @@ from hetskel.data.errors import DataError
 from hetskel.data.ntu_meta import (
     parse_name,
 )
-from hetskel.data.ntu_text import Tokens, tokenize
+from hetskel.data.ntu_text import Lines, Tokens, scan
 
 NUM_JOINTS = 25
 JOINT_FIELDS = ("x", "y", "z", "depthX", "depthY", "colorX", "colorY",
@@ -95,13 +97,11 @@ class _Slots:
     complete: int = 0                     # leading occurrences whose joint lines the walk reached
 
 
-def _fast_walk(tok: Tokens, L: int, max_bodies: int) -> _Slots | None:
+def _fast_walk(tok: Tokens | Lines, L: int, max_bodies: int) -> _Slots | None:
     """The header walk of a well-formed file: O(frames) Python steps plus bulk checks; None at the
     first irregularity, which ``_careful_walk`` then finds and reports exactly."""
-    first, count = tok.first[:L], tok.count[:L]
-    head_tok = np.minimum(first, tok.value.size - 1)
-    head = np.where((count == 1) & tok.integer[head_tok], tok.value[head_tok], np.nan)  # integer lines
-    heads = head.tolist()
+    count, heads = tok.count[:L], tok.head[:L]                         # head: integer lines, else NaN
+    # (heads[i] on the array, not a .tolist(): that would be a float object, 32 bytes, per line)
     T = heads[0]
     if not T >= 0:
         return None
@@ -115,17 +115,19 @@ def _fast_walk(tok: Tokens, L: int, max_bodies: int) -> _Slots | None:
         info.extend(range(i + 1, i + 1 + (2 + NUM_JOINTS) * nb, 2 + NUM_JOINTS))
         i += 1 + (2 + NUM_JOINTS) * nb
     info = np.asarray(info, dtype=np.int64)
-    if i != L or not (head[info + 1] == NUM_JOINTS).all() or not (count[info] > 0).all():
+    if i != L or not (heads[info + 1] == NUM_JOINTS).all() or not (count[info] > 0).all():
         return None
     frame = np.repeat(np.arange(len(per_frame)), per_frame)
     ids: dict[str, int] = {}
     body = []
-    for bid in tok.texts(first[info]):
+    for bid in tok.first_texts(info):
         if not (bid.isascii() and bid.isdigit()):
             return None
         body.append(ids.setdefault(bid, len(ids)))
     body = np.asarray(body, dtype=np.int64)
-    if body.size and np.bincount(frame * len(ids) + body).max() > 1:  # a body ID twice in one frame
+    # a body ID twice in one frame (unique sorts the S slots; a bincount over frames x IDs would be
+    # quadratic in a file whose every frame has a new ID)
+    if body.size and np.unique(frame * len(ids) + body).size != body.size:
         return None
     return _Slots(np.asarray(per_frame, dtype=np.int64), ids, body, frame, info, complete=info.size)
 
@@ -229,13 +231,10 @@ def _width_error(path, tok: Tokens, acc: _Slots) -> DataError | None:
                      f"line)", file=path, sample=f"frame {t}", field=what, line=line + 1)
 
 
-def _values(path, tok: Tokens, acc: _Slots) -> tuple[np.ndarray, np.ndarray]:
-    """(info (S,9), joints (S,300)) float64 of every occurrence, every line having its width already:
-    a body's 25 joint lines are 300 consecutive tokens, so one index array gathers them all."""
-    info_line, frame = np.asarray(acc.info_line, dtype=np.int64), np.asarray(acc.frame)
-    info = tok.numbers(tok.first[info_line][:, None] + np.arange(1, 10))               # skip the body ID
-    idx = np.add(tok.first[info_line + 2][:, None], np.arange(NUM_JOINTS * 12))
-    joints = tok.numbers(idx, out=np.empty(idx.shape))
+def _check_values(path, info: np.ndarray, joints: np.ndarray, info_line: np.ndarray, frame: np.ndarray):
+    """DataError for the earliest non-finite value of these slots (info (S,9), joints (S,300)),
+    else the earliest bad tracking state as ``(line, message, frame)`` (reported only once the whole
+    file is known to be finite), else None."""
     with np.errstate(invalid="ignore", over="ignore"):  # one pass: a NaN or inf anywhere spoils the sum
         finite = np.isfinite(info.sum() + joints.sum())
     if not finite:
@@ -251,21 +250,88 @@ def _values(path, tok: Tokens, acc: _Slots) -> tuple[np.ndarray, np.ndarray]:
             raise DataError(f"{what}: value is not a finite number", file=path, sample=f"frame {t}",
                             field=name, line=line)
     state = joints[:, 11::12]                                                          # (S,25)
-    if not np.isin(state, (0.0, 1.0, 2.0)).all():
-        bad = np.argwhere(~np.isin(state, (0.0, 1.0, 2.0)))
-        s, j = bad[0]
-        raise DataError(f"tracking state must be 0, 1 or 2, got {state[s, j]:g}", file=path,
-                        sample=f"frame {frame[s]}", field="trackingState", line=int(info_line[s]) + 3 + j)
-    return info, joints
+    ok = np.isin(state, (0.0, 1.0, 2.0))
+    if not ok.all():
+        s, j = np.argwhere(~ok)[0]
+        return (f"tracking state must be 0, 1 or 2, got {state[s, j]:g}", int(frame[s]), int(info_line[s]) + 3 + j)
+    return None
 
 
-def _read_bytes(path: Path) -> bytes:
+def _fill(path, tok: Tokens | Lines, acc: _Slots, full: np.ndarray, binfo: np.ndarray) -> None:
+    """Convert the values of every occurrence, window by window (``tok.blocks``: a body's 25 joint
+    lines are 300 consecutive tokens), into ``full`` (B*T, 300) and ``binfo`` (B*T, 9) at row
+    body * T + frame, checking them on the way (the earliest bad value of the file is reported)."""
+    info_line, frame = np.asarray(acc.info_line, dtype=np.int64), np.asarray(acc.frame, dtype=np.int64)
+    row = np.asarray(acc.body, dtype=np.int64) * len(acc.per_frame) + frame
+    bad_state = None
+    for s, e, info, joints in tok.blocks(info_line, 10, 2, NUM_JOINTS, 12):  # info: skip the body ID
+        found = _check_values(path, info, joints, info_line[s:e], frame[s:e])
+        bad_state = bad_state or found
+        full[row[s:e]] = joints
+        binfo[row[s:e]] = info
+    if bad_state is not None:
+        msg, t, line = bad_state
+        raise DataError(msg, file=path, sample=f"frame {t}", field="trackingState", line=line)
+
+
+# Bounds. A reader checks what a file declares against the file's own size and a ceiling BEFORE it
+# allocates: a 3.8 MB file whose every frame carries a new body ID declares B x T = 2200 x 2200
+# (body, frame) slots, 5 GiB of float64 arrays. Both ceilings are arguments of read_skeleton /
+# convert_ntu (and options of convert-ntu); the defaults are far above any real NTU file (< 10 MB,
+# arrays < 20 MB).
+MAX_FILE_BYTES = 256 * 2**20      # a .skeleton file larger than this is refused unread
+MAX_ARRAY_BYTES = 256 * 2**20     # the arrays one file (or one converted sample) may need
+# bytes per (body, frame) slot of NTUSkeleton: 25x12 float64 joint fields, 9 float64 info fields,
+# present (bool), tracking (int8 per joint)
+SLOT_BYTES = NUM_JOINTS * 12 * 8 + 9 * 8 + 1 + NUM_JOINTS
+
+
+def _read_bytes(path: Path, max_file_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """The file's bytes. Only a regular file is read (a FIFO would block forever, /dev/zero never
+    ends): it is opened without blocking and checked with fstat on the open descriptor (no race
+    with a swapped path), and its size against ``max_file_bytes`` before anything is allocated."""
+    import os
+    import stat
+
     try:
-        return path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise DataError("no such file", file=path) from None
     except OSError as e:
         raise DataError(f"cannot read: {e.strerror or e}", file=path) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = ("a folder" if stat.S_ISDIR(st.st_mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode)
+                    else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "a socket"
+                    if stat.S_ISSOCK(st.st_mode) else "not a regular file")
+            raise DataError(f"is {kind}, not a regular file: not read", file=path)
+        if st.st_size > max_file_bytes:
+            raise DataError(f"is {st.st_size / 2**20:.1f} MiB, over the limit of {max_file_bytes / 2**20:.1f} MiB "
+                            f"for one .skeleton file (real NTU files are < 10 MB; raise max_file_bytes to "
+                            f"read it anyway)", file=path)
+        chunks, left = [], st.st_size + 1  # +1: a file that grew since fstat is noticed, not read on
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 24))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        if left <= 0:
+            raise DataError("grew while being read: not read", file=path)
+        return b"".join(chunks)
+    except OSError as e:
+        raise DataError(f"cannot read: {e.strerror or e}", file=path) from None
+    finally:
+        os.close(fd)
+
+
+def check_array_budget(need: int, limit: int, what: str, path, sample=None) -> None:
+    """DataError when ``need`` bytes of arrays exceed ``limit`` (nothing allocated yet)."""
+    if need > limit:
+        raise DataError(f"{what} would need {need / 2**30:.2f} GiB of arrays, over the limit of "
+                        f"{limit / 2**20:.0f} MiB (raise max_array_bytes to read it anyway)",
+                        file=path, sample=sample)
 
 
 def _lines(path: Path, raw: bytes) -> list[str]:
@@ -279,37 +345,42 @@ def _lines(path: Path, raw: bytes) -> list[str]:
     return lines
 
 
-def read_skeleton(path, *, max_bodies_per_frame: int = 6) -> NTUSkeleton:
+def read_skeleton(path, *, max_bodies_per_frame: int = 6, max_file_bytes: int = MAX_FILE_BYTES,
+                  max_array_bytes: int = MAX_ARRAY_BYTES) -> NTUSkeleton:
     """Parse one NTU ``.skeleton`` file strictly. Raises ``DataError`` (``EmptySkeletonError`` when
-    no frame has a body). Frames without bodies are allowed and stay zero (``present`` False)."""
+    no frame has a body). Frames without bodies are allowed and stay zero (``present`` False).
+
+    Bounded: only a regular file of at most ``max_file_bytes`` is read, and a file whose distinct
+    body IDs x frames would need more than ``max_array_bytes`` of arrays (``SLOT_BYTES`` per
+    (body, frame) slot) is refused before they are allocated."""
     path = Path(path)
-    raw = _read_bytes(path)
-    tok, lines = tokenize(raw), None
+    raw = _read_bytes(path, max_file_bytes)
+    tok, lines = scan(raw), None
     if tok is None:  # not plain ASCII with \n or \r\n line ends: the str.split() route
         lines = _lines(path, raw)
         tok = Tokens.from_lines(lines)
-    used = np.flatnonzero(tok.count)
-    if not used.size:
+    blank = np.equal(tok.count, 0)
+    if blank.all():
         raise DataError("empty file", file=path, field="frame count", line=1)
-    L = int(used[-1]) + 1  # lines up to the last non-blank one
+    L = blank.size - int(np.argmin(blank[::-1]))  # lines up to the last non-blank one
+    del blank
     acc = _fast_walk(tok, L, max_bodies_per_frame)
     if acc is None:
         acc = _careful_walk(_lines(path, raw) if lines is None else lines, path, max_bodies_per_frame, tok)
     T = len(acc.per_frame)
     if not len(acc.body):
         raise EmptySkeletonError(f"no body in any of the {T} frames (empty sample)", file=path)
+    check_array_budget(len(acc.ids) * T * SLOT_BYTES, max_array_bytes,
+                       f"{len(acc.ids)} distinct body IDs x {T} frames", path)
     err = _width_error(path, tok, acc)
     if err is not None:
         raise err
-    info, joints = _values(path, tok, acc)
-
     B, b_idx, t_idx = len(acc.ids), np.asarray(acc.body), np.asarray(acc.frame)
     full = np.zeros((B, T, NUM_JOINTS, 12))
-    full.reshape(B * T, NUM_JOINTS * 12)[b_idx * T + t_idx] = joints  # every (frame, body) block at once
+    binfo = np.zeros((B, T, 9))
+    _fill(path, tok, acc, full.reshape(B * T, NUM_JOINTS * 12), binfo.reshape(B * T, 9))
     present = np.zeros((B, T), dtype=bool)
     present[b_idx, t_idx] = True
-    binfo = np.zeros((B, T, 9))
-    binfo[b_idx, t_idx] = info
     body_info = {n: binfo[..., k] for k, n in enumerate(_INFO_NAMES)}
     body_info["lean"] = binfo[..., 6:8]
     body_info["tracking_state"] = binfo[..., 8]
@@ -336,11 +407,16 @@ def body_order(sk: NTUSkeleton) -> np.ndarray:
     return np.argsort(-motion_energy(sk), kind="stable")
 
 
+MAX_PERSONS = 64  # bodies kept per sample: Kinect v2 tracks 6 at once; more is padding, not data
+
+
 def select_bodies(sk: NTUSkeleton, max_persons: int = 2, field: str = "xyz") -> np.ndarray:
     """(M=max_persons, T, 25, C) array of ``field`` for the most moving bodies (person 0 moves most),
-    zero-padded when the file has fewer bodies. Raw values: no normalisation is baked in."""
-    if max_persons < 1:
-        raise ValueError(f"max_persons must be >= 1, got {max_persons}")
+    zero-padded when the file has fewer bodies. Raw values: no normalisation is baked in.
+    ``max_persons`` is 1..``MAX_PERSONS`` (100000 would ask for GiBs of zero padding)."""
+    if isinstance(max_persons, bool) or not isinstance(max_persons, (int, np.integer)) \
+            or not 1 <= max_persons <= MAX_PERSONS:
+        raise ValueError(f"max_persons must be an integer in 1..{MAX_PERSONS}, got {max_persons!r}")
     if field not in ("xyz", "depth_xy", "color_xy", "orientation", "tracking"):
         raise ValueError(f"field must be a per-joint array of NTUSkeleton, got {field!r}")
     src = np.asarray(getattr(sk, field))

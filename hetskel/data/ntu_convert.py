@@ -8,7 +8,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hetskel.data.errors import DataError
-from hetskel.data.ntu import EmptySkeletonError, ntu_annotation, read_skeleton
+from hetskel.data.ntu import (
+    MAX_ARRAY_BYTES,
+    MAX_FILE_BYTES,
+    MAX_PERSONS,
+    NUM_JOINTS,
+    EmptySkeletonError,
+    check_array_budget,
+    ntu_annotation,
+    read_skeleton,
+)
 from hetskel.data.ntu_meta import (
     PROTOCOLS,
     class_names,
@@ -50,27 +59,74 @@ class ConvertReport:
         return "\n".join(out)
 
 
-def _convert_one(path: str, max_persons: int, fields: str, max_bodies: int):
-    """Worker: ('ok', name, annotation) | ('skip', name, reason) | ('bad', path, error)."""
+def check_output_file(out_path, inputs=(), overwrite: bool = False) -> Path:
+    """``out_path`` as a Path if a file can be written there without losing anything: not empty, not a
+    folder (``/`` included), no file on its way, not one of ``inputs``, and no existing file unless
+    ``overwrite``. Otherwise ``DataError`` naming it. Cheap: run before any input is parsed."""
+    import os
+
+    if out_path is None or not str(out_path).strip():
+        raise DataError("the output path is empty; give a file name such as ntu60_3d.pkl", field="OUT")
+    out = Path(out_path)
+    if out.is_dir():
+        raise DataError("is a folder; the output must be a file path such as "
+                        f"{out / 'ntu60_3d.pkl'}", file=out)
+    parent = out.parent
+    for anc in (parent, *parent.parents):  # the first part of the path that exists must be a folder
+        if anc.exists():
+            if not anc.is_dir():
+                raise DataError(f"cannot be written: {anc} is a file, not a folder", file=out)
+            break
+    if out.exists() or out.is_symlink():
+        real = os.path.realpath(out)
+        if any(os.path.realpath(p) == real for p in inputs):
+            raise DataError("is one of the inputs; the output must be a new file", file=out)
+        if not out.is_file():
+            raise DataError("exists and is not a regular file; not replaced", file=out)
+        if not overwrite:
+            raise DataError("already exists; pass --overwrite to replace it (or choose a new name)", file=out)
+    return out
+
+
+def _convert_one(path: str, max_persons: int, fields: str, max_bodies: int, max_file_bytes: int = MAX_FILE_BYTES,
+                 max_array_bytes: int = MAX_ARRAY_BYTES):
+    """Worker: ('ok', name, annotation) | ('skip', name, reason) | ('bad', path, error). Whatever
+    goes wrong with one file (a DataError, a MemoryError, any other exception) is that file's
+    'bad' entry: the other files are converted all the same."""
     try:
-        sk = read_skeleton(path, max_bodies_per_frame=max_bodies)
+        sk = read_skeleton(path, max_bodies_per_frame=max_bodies, max_file_bytes=max_file_bytes,
+                           max_array_bytes=max_array_bytes)
+        # the sample this file becomes: (M, T, 25, C) float32 keypoints (+ (M, T, 25) scores)
+        per_joint = 3 * 4 if fields == "xyz" else (2 + 1) * 4
+        check_array_budget(max_persons * sk.num_frames * NUM_JOINTS * per_joint, max_array_bytes,
+                           f"max_persons={max_persons} x {sk.num_frames} frames", path)
+        return "ok", sk.name, ntu_annotation(sk, max_persons, fields)
     except EmptySkeletonError as e:
         return "skip", Path(path).name.split(".")[0], e.reason
     except DataError as e:
         return "bad", path, str(e)
-    return "ok", sk.name, ntu_annotation(sk, max_persons, fields)
+    except MemoryError:
+        return "bad", path, str(DataError("out of memory while reading this file", file=path))
+    except Exception as e:  # noqa: BLE001 - one broken file must not lose the others
+        return "bad", path, str(DataError(f"cannot convert ({type(e).__name__}: {e})", file=path))
 
 
 def convert_ntu(src_dir, out_path, *, max_persons: int = 2, dataset: str = "auto", workers: int | None = None,
                 progress: bool = True, fields: str = "xyz", missing_list=None,
-                max_bodies_per_frame: int = 6) -> ConvertReport:
+                max_bodies_per_frame: int = 6, overwrite: bool = False, max_file_bytes: int = MAX_FILE_BYTES,
+                max_array_bytes: int = MAX_ARRAY_BYTES) -> ConvertReport:
     """Convert every ``*.skeleton`` under ``src_dir`` (recursively) into one PYSKL pickle at ``out_path``.
 
     dataset: 'ntu60' | 'ntu120' | 'auto' (ntu120 when any setup > 17 or action > 60).
     missing_list: None -> the official list of the dataset (302 / 535 names); a path -> names read from
       that file; an iterable of names (``()`` disables skipping). Listed samples and files without any
       body are *skipped*; unreadable files are *bad*: reported with the error, never written.
-    workers: processes (default min(cpu, 8)); 1 parses inline. Output: layout 'ntu25', raw values
+    overwrite: replace an existing file at ``out_path`` (never one of the inputs); without it an
+      existing file there is refused before any file is parsed (``check_output_file``).
+    workers: processes (default min(cpu, 8)); 1 parses inline. Bounded: ``max_persons`` is
+    1..``MAX_PERSONS``; a file that is not a regular file (a FIFO, a link to /dev/zero), larger than
+    ``max_file_bytes``, or whose arrays (body IDs x frames, or the sample's max_persons x frames)
+    would exceed ``max_array_bytes`` is *bad*, reported per file, and the others are converted. Output: layout 'ntu25', raw values
     (no normalisation), ``split`` for every protocol of the dataset, the authors' ``class_names``.
     """
     import concurrent.futures as cf
@@ -88,16 +144,25 @@ def convert_ntu(src_dir, out_path, *, max_persons: int = 2, dataset: str = "auto
     if max_persons < 1 or max_bodies_per_frame < 1:
         raise ValueError(f"max_persons and max_bodies_per_frame must be >= 1, got {max_persons}, "
                          f"{max_bodies_per_frame}")
+    if max_persons > MAX_PERSONS:
+        raise ValueError(f"max_persons must be at most {MAX_PERSONS} (Kinect v2 tracks 6 bodies), got {max_persons}")
+    if max_file_bytes < 1 or max_array_bytes < 1:
+        raise ValueError(f"max_file_bytes and max_array_bytes must be >= 1, got {max_file_bytes}, {max_array_bytes}")
     src = Path(src_dir)
     if not src.is_dir():
         raise DataError("is not a directory (expected a folder of NTU .skeleton files)", file=src)
     files = sorted(src.rglob("*.skeleton"), key=lambda p: (p.name, str(p)))
     if not files:
         raise DataError("contains no *.skeleton files", file=src)
+    check_output_file(out_path, inputs=[*files, *([missing_list] if isinstance(missing_list, (str, Path)) else [])],
+                      overwrite=overwrite)  # before any file is parsed
 
     report = ConvertReport(out_path=None, dataset=dataset, fields=fields)
     by_name: dict[str, Path] = {}
     for p in files:  # names first: cheap checks in this process, before any parsing
+        if not p.is_file():  # a FIFO would hang the reader, a link to /dev/zero never ends, a folder
+            report.bad.append((str(p), str(DataError("not a regular file: not read", file=p))))
+            continue
         try:
             meta = parse_name(p)
         except DataError as e:
@@ -126,7 +191,8 @@ def convert_ntu(src_dir, out_path, *, max_persons: int = 2, dataset: str = "auto
             todo.append(str(p))
 
     workers = min(os.cpu_count() or 1, 8) if workers is None else int(workers)
-    fn = functools.partial(_convert_one, max_persons=max_persons, fields=fields, max_bodies=max_bodies_per_frame)
+    fn = functools.partial(_convert_one, max_persons=max_persons, fields=fields, max_bodies=max_bodies_per_frame,
+                           max_file_bytes=max_file_bytes, max_array_bytes=max_array_bytes)
     anns = []
     pool = cf.ProcessPoolExecutor(max_workers=min(workers, len(todo))) if workers > 1 and len(todo) > 1 else None
     try:

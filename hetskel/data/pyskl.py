@@ -24,13 +24,14 @@ import builtins
 import collections
 import os
 import pickle
+import struct
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from hetskel.data.errors import DataError
+from hetskel.data.errors import DataError, short_repr
 
 KNOWN_SPLITS = ("xsub_train", "xsub_val", "xview_train", "xview_val", "xset_train", "xset_val",
                 "train", "val", "test", "xsub_test")
@@ -67,17 +68,51 @@ def _allowed_globals() -> dict[tuple[str, str], Any]:
     return allowed
 
 
-class _PlainDataUnpickler(pickle.Unpickler):
+class _ConstructorToken:
+    """What ``numpy.ndarray`` resolves to in a pickle: accepted as the subtype argument of the
+    safe array rebuilder (``_reconstruct(ndarray, (0,), b'b')``, the way numpy pickles arrays), but
+    never callable: ``ndarray(shape, dtype)`` would allocate whatever shape the file declares."""
+
+    def __init__(self, path):
+        self._path = path
+
+    def __call__(self, *args, **kwargs):
+        raise DataError("refused to load: the pickle calls the numpy.ndarray constructor directly (arrays "
+                        "are only rebuilt through numpy's own pickle path)", file=self._path)
+
+
+class _PlainDataUnpickler(pickle._Unpickler):
     """Unpickler whose ``find_class`` only hands out plain-data constructors (see ``_allowed_globals``).
 
     Every callable a pickle can invoke (REDUCE, NEWOBJ, INST, OBJ, BUILD) must first be fetched
     through ``find_class``, so refusing there means a hostile ``__reduce__`` never runs.
+
+    Bounded: nothing is allocated that the file does not pay for. Arrays are rebuilt only through
+    numpy's reconstruct path (``_reconstruct`` of an empty array, then BUILD with the state
+    ``(shape, dtype, rawdata)``, or protocol 5's ``_frombuffer``), and the state is checked first:
+    shape x itemsize must equal the bytes the pickle itself carries, and be at most the file's size.
+    The constructors that take a size (``bytes(n)``, ``bytearray(n)``) or expand their argument
+    (``str(obj)``: a repr; ``list("...")``) are refused, and a counted opcode (``BINBYTES8``,
+    ``BYTEARRAY8``, ...) whose length is past the file's size is refused before its buffer is made.
+    It is the pure-Python unpickler (the C one allocates a declared length before reading it), fed
+    from a reader that never reads past the file's end.
     """
 
-    def __init__(self, f, path):
-        super().__init__(f, encoding="latin1")  # latin1: numpy arrays from Python 2 pickles load too
-        self._path = path
+    def __init__(self, f, path, size: int):
+        super().__init__(_BoundedReader(f, size), encoding="latin1")  # latin1: Python 2 numpy pickles
+        self._path, self._size = path, size
         self._allowed = _allowed_globals()
+        wrap = _bounded_constructors(path, size)
+        for key in list(self._allowed):
+            if (key[1] in wrap and key[0] in ("builtins", "__builtin__")) or \
+                    key[1] in ("_reconstruct", "_frombuffer", "scalar"):
+                self._allowed[key] = wrap[key[1]]
+        self._allowed[("numpy", "ndarray")] = _ConstructorToken(path)
+        self.dispatch = {**self.dispatch, pickle.BUILD[0]: _PlainDataUnpickler._load_build,
+                         pickle.BYTEARRAY8[0]: _PlainDataUnpickler._load_bytearray8}
+
+    def _refuse(self, what: str) -> DataError:
+        return DataError(f"refused to load: {what}", file=self._path)
 
     def find_class(self, module: str, name: str):
         obj = self._allowed.get((module, name))
@@ -87,6 +122,134 @@ class _PlainDataUnpickler(pickle.Unpickler):
                             file=self._path)
         return obj
 
+    def _load_bytearray8(self):
+        (n,) = struct.unpack("<Q", self.read(8))
+        if n > self._size:
+            raise self._refuse(f"a bytearray declares {n} bytes, more than the whole file ({self._size})")
+        b = bytearray(n)
+        self.readinto(b)
+        self.append(b)
+
+    def _load_build(self):
+        state = self.stack[-1]
+        inst = self.stack[-2]
+        if isinstance(inst, np.ndarray):
+            _check_array_state(state, self._size, self._refuse)
+        elif not isinstance(inst, (np.dtype, np.generic, collections.OrderedDict, set, frozenset)):
+            raise self._refuse(f"BUILD of a {type(inst).__name__}")
+        pickle._Unpickler.load_build(self)
+
+
+class _BoundedReader:
+    """File reader for the unpickler: never reads past the file's size, so a declared length
+    larger than the file is a short read (an error), never an allocation."""
+
+    def __init__(self, f, size: int):
+        self._f, self._left = f, size
+
+    def read(self, n: int = -1) -> bytes:
+        n = self._left if n is None or n < 0 else min(n, self._left)
+        data = self._f.read(n)
+        self._left -= len(data)
+        return data
+
+    def readinto(self, buf) -> int:
+        view = memoryview(buf).cast("B")
+        n = self._f.readinto(view[:min(len(view), self._left)])
+        self._left -= n or 0
+        return n
+
+    def readline(self) -> bytes:
+        data = self._f.readline(self._left)
+        self._left -= len(data)
+        return data
+
+    def peek(self, n: int = 0) -> bytes:
+        return self._f.peek(n)[:self._left] if hasattr(self._f, "peek") else b""
+
+
+def _check_array_state(state, size: int, refuse) -> None:
+    """The BUILD state of an array, ``([version,] shape, dtype, is_fortran, rawdata)``: checked
+    before numpy's ``__setstate__`` allocates ``shape``."""
+    if not isinstance(state, tuple) or len(state) not in (4, 5):
+        raise refuse("an array state that is not numpy's (version, shape, dtype, fortran, data)")
+    shape, dtype, raw = state[-4], state[-3], state[-1]
+    if not isinstance(shape, tuple) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                               for d in shape) or len(shape) > 32:
+        raise refuse("an array shape that is not a tuple of at most 32 non-negative integers")
+    if not isinstance(dtype, np.dtype):
+        raise refuse("an array whose dtype is not a numpy dtype")
+    count = 1
+    for d in shape:
+        count *= d
+    nbytes = count * dtype.itemsize
+    if dtype.hasobject:
+        if not isinstance(raw, list) or len(raw) != count:
+            raise refuse(f"an object array of {count} elements whose data is not a list of as many")
+        return
+    if not isinstance(raw, (bytes, bytearray, str)) or len(raw) != nbytes or nbytes > size:
+        raise refuse(f"an array of shape {short_repr(shape)} and dtype {dtype} ({nbytes} bytes) whose data in "
+                     f"the file is {len(raw) if isinstance(raw, (bytes, bytearray, str)) else 'not'} bytes "
+                     f"(the file is {size} bytes)")
+
+
+def _bounded_constructors(path, size: int) -> dict:
+    """Allowed constructors that could allocate more than the file pays for, made safe."""
+    try:  # numpy >= 2
+        from numpy._core import multiarray, numeric
+    except ImportError:  # pragma: no cover - numpy 1.x
+        from numpy.core import multiarray, numeric  # type: ignore[no-redef]
+
+    def refuse(what):
+        return DataError(f"refused to load: {what}", file=path)
+
+    def buffer(kind):
+        def make(*args):
+            # bytes(b"..."), bytearray(b"...") and (str, encoding) as pickles write them; never a size
+            if args and (not isinstance(args[0], (bytes, bytearray, str)) or len(args) > 3):
+                raise refuse(f"{kind}() of a {type(args[0]).__name__} (only bytes or "
+                             f"text are plain data; {kind}(n) would allocate n bytes)")
+            return getattr(builtins, kind)(*args)
+        return make
+
+    def container(kind):
+        def make(*args):
+            # a container of items the pickle has built (list/tuple/set/dict), never of a str or a range
+            if args and not isinstance(args[0], (list, tuple, set, frozenset, dict)):
+                raise refuse(f"{kind}() of a {type(args[0]).__name__}")
+            return getattr(builtins, kind)(*args)
+        return make
+
+    def text(*args):
+        if args and not isinstance(args[0], (str, bytes, bytearray)):
+            raise refuse(f"str() of a {type(args[0]).__name__} (its repr could be any size)")
+        return str(*args)
+
+    def reconstruct(subtype, shape, dtype_code):
+        if not isinstance(subtype, _ConstructorToken) or shape not in ((0,), [0], 0) or \
+                not isinstance(dtype_code, (bytes, str)) or len(dtype_code) > 8:
+            raise refuse("an array rebuilt with a non-empty initial shape (numpy pickles start from (0,))")
+        return multiarray._reconstruct(np.ndarray, (0,), b"b")
+
+    def frombuffer(buf, dtype, shape, order):
+        if not isinstance(buf, (bytes, bytearray, pickle.PickleBuffer)) or not isinstance(dtype, np.dtype) \
+                or dtype.hasobject:
+            raise refuse("an out-of-band array that is not a plain numeric buffer")
+        return numeric._frombuffer(buf, dtype, shape, order)  # a view: checks the size, allocates nothing
+
+    def scalar(dtype, *args):
+        if not isinstance(dtype, np.dtype) or dtype.itemsize > 4096:
+            raise refuse("a numpy scalar of a dtype that is not plain and small")
+        if not dtype.hasobject and (len(args) != 1 or not isinstance(args[0], (bytes, str))
+                                    or len(args[0]) != dtype.itemsize):
+            raise refuse(f"a numpy scalar of dtype {dtype} whose data is not {dtype.itemsize} bytes")
+        return multiarray.scalar(dtype, *args)
+
+    return {"bytes": buffer("bytes"), "bytearray": buffer("bytearray"), "str": text,
+            "list": container("list"), "tuple": container("tuple"), "set": container("set"),
+            "frozenset": container("frozenset"), "dict": container("dict"),
+            "_reconstruct": reconstruct, "_frombuffer": frombuffer, "scalar": scalar}
+
 
 def _unpickle(path: Path) -> Any:
     if not path.exists():
@@ -95,12 +258,17 @@ def _unpickle(path: Path) -> Any:
         raise DataError("is not a file (expected a PYSKL .pkl annotation file)", file=path)
     try:
         with open(path, "rb") as f:
-            return _PlainDataUnpickler(f, path).load()
+            size = os.fstat(f.fileno()).st_size
+            return _PlainDataUnpickler(f, path, size).load()
     except DataError:
         raise
+    except MemoryError:
+        raise DataError("out of memory while reading the pickle", file=path) from None
+    except RecursionError:
+        raise DataError("the pickle is nested too deeply", file=path) from None
     except Exception as e:  # corrupt pickles raise anything from EOFError to struct.error
-        raise DataError(f"cannot read the pickle ({type(e).__name__}: {e}); the file is truncated, "
-                        f"corrupt or not a pickle", file=path) from None
+        raise DataError(f"cannot read the pickle ({type(e).__name__}: {short_repr(str(e), 200)}); the file is "
+                        f"truncated, corrupt or not a pickle", file=path) from None
 
 
 def load_pyskl(path: "str | Path", *, validate: bool = True, label_base: "str | int" = "auto",
@@ -120,23 +288,47 @@ def load_pyskl(path: "str | Path", *, validate: bool = True, label_base: "str | 
 
 # ---------------------------------------------------------------------------------------------
 # Validation
-def _check_array(x, sid, field, file) -> np.ndarray:
+_F32_MAX = float(np.finfo(np.float32).max)
+MAX_LABEL = 2**31 - 1  # labels are class indices; anything larger is not one
+
+
+def _check_array(x, sid, field, file, converted: dict | None = None) -> np.ndarray:
+    """``x`` as float32. ``converted`` (id -> result) converts an array shared by several
+    annotations once: a pickle can reference one float64 array from a million annotations."""
+    if converted is not None and id(x) in converted:
+        return converted[id(x)][1]
+    src = x
     if not isinstance(x, np.ndarray):
+        if not isinstance(x, (list, tuple)):
+            raise DataError(f"is a {type(x).__name__}, not an array", file=file, sample=sid, field=field)
         try:
             x = np.asarray(x)
         except Exception:
-            raise DataError(f"is a {type(x).__name__}, not an array", file=file, sample=sid, field=field) from None
+            raise DataError(f"is a {type(x).__name__} that is not a regular array", file=file, sample=sid,
+                            field=field) from None
     if x.dtype.kind not in "fiu":
         raise DataError(f"has dtype {x.dtype}, expected numbers", file=file, sample=sid, field=field)
-    return x.astype(np.float32, copy=False)
+    if x.dtype.kind == "f" and x.dtype.itemsize > 4:
+        with np.errstate(invalid="ignore"):
+            over = np.abs(x) > _F32_MAX  # finite float64 values that float32 cannot hold (1e300)
+        n_over = int(np.count_nonzero(over))
+        if n_over:
+            raise DataError(f"{n_over} value(s) are outside the float32 range (|x| > {_F32_MAX:.3g}), e.g. "
+                            f"{float(x[over].flat[0]):g}; keypoints are stored as float32", file=file,
+                            sample=sid, field=field)
+    out = x.astype(np.float32, copy=False)
+    if converted is not None:
+        converted[id(src)] = (src, out)  # keep src alive: its id must not be reused
+    return out
 
 
-def _check_annotation(ann, i: int, file, bad: list) -> tuple[str, int]:
+def _check_annotation(ann, i: int, file, bad: list, converted: dict | None = None) -> tuple[str, int]:
     """Check and normalise one annotation in place; returns ``(frame_dir, raw label)``."""
     if not isinstance(ann, dict):
         raise DataError(f"annotation is a {type(ann).__name__}, expected a dict", file=file, sample=f"#{i}")
     missing = [k for k in REQUIRED_KEYS if k not in ann]
-    sid = str(ann.get("frame_dir", f"#{i}"))
+    fd = ann.get("frame_dir", f"#{i}")
+    sid = str(fd) if isinstance(fd, (str, np.str_)) else f"#{i}"  # str() of a nested list could recurse
     if missing:
         raise DataError(f"missing required key(s) {missing}; an annotation needs {list(REQUIRED_KEYS)}",
                         file=file, sample=sid)
@@ -146,9 +338,12 @@ def _check_annotation(ann, i: int, file, bad: list) -> tuple[str, int]:
     ann["frame_dir"] = sid
     label = ann["label"]
     if isinstance(label, (bool, np.bool_)) or not isinstance(label, (int, np.integer)):
-        raise DataError(f"labels must be integers, got {label!r} ({type(label).__name__})", file=file,
+        raise DataError(f"labels must be integers, got {short_repr(label)} ({type(label).__name__})", file=file,
                         sample=sid, field="label")
-    kp = _check_array(ann["keypoint"], sid, "keypoint", file)
+    if not -MAX_LABEL <= int(label) <= MAX_LABEL:
+        raise DataError(f"label {short_repr(int(label), 40)} is out of range (a class index, at most {MAX_LABEL})",
+                        file=file, sample=sid, field="label")
+    kp = _check_array(ann["keypoint"], sid, "keypoint", file, converted)
     if kp.ndim != 4 or kp.shape[-1] not in (2, 3):
         raise DataError(f"has shape {kp.shape}, expected rank 4 (M persons, T frames, V joints, C) "
                         f"with C 2 or 3", file=file, sample=sid, field="keypoint")
@@ -157,7 +352,7 @@ def _check_annotation(ann, i: int, file, bad: list) -> tuple[str, int]:
     ann["keypoint"] = kp
     fields = ["keypoint"]
     if ann.get("keypoint_score") is not None:
-        sc = _check_array(ann["keypoint_score"], sid, "keypoint_score", file)
+        sc = _check_array(ann["keypoint_score"], sid, "keypoint_score", file, converted)
         if sc.shape != kp.shape[:3]:
             raise DataError(f"has shape {sc.shape}, expected (M, T, V) = {kp.shape[:3]} to match keypoint",
                             file=file, sample=sid, field="keypoint_score")
@@ -172,14 +367,15 @@ def _check_annotation(ann, i: int, file, bad: list) -> tuple[str, int]:
     if tf is None:
         ann["total_frames"] = T
     elif isinstance(tf, (bool, np.bool_)) or not isinstance(tf, (int, np.integer)) or int(tf) != T:
-        raise DataError(f"is {tf!r} but keypoint has T = {T} frames", file=file, sample=sid, field="total_frames")
+        raise DataError(f"is {short_repr(tf)} but keypoint has T = {T} frames", file=file, sample=sid,
+                        field="total_frames")
     else:
         ann["total_frames"] = int(tf)
     if ann.get("img_shape") is not None:
         try:
             h, w = (int(v) for v in ann["img_shape"])
         except Exception:
-            raise DataError(f"must be (height, width), got {ann['img_shape']!r}", file=file, sample=sid,
+            raise DataError(f"must be (height, width), got {short_repr(ann['img_shape'])}", file=file, sample=sid,
                             field="img_shape") from None
         ann["img_shape"] = (h, w)
     return sid, int(label)
@@ -214,7 +410,8 @@ def validate_pyskl(data: Any, file=None, label_base: "str | int" = "auto", nonfi
     if nonfinite not in ("raise", "report"):
         raise ValueError(f"nonfinite must be 'raise' or 'report', got {nonfinite!r}")
     if not isinstance(data, dict) or not {"split", "annotations"} <= set(data):
-        got = f"a dict with keys {sorted(map(str, data))}" if isinstance(data, dict) else f"a {type(data).__name__}"
+        got = f"a dict with keys {short_repr(sorted(map(short_repr, data)), 200)}" if isinstance(data, dict) \
+            else f"a {type(data).__name__}"
         raise DataError(f"expected a PYSKL dict with keys 'split' and 'annotations', got {got}", file=file)
     anns, split = data["annotations"], data["split"]
     if not isinstance(anns, list):
@@ -222,8 +419,15 @@ def validate_pyskl(data: Any, file=None, label_base: "str | int" = "auto", nonfi
     if not isinstance(split, dict):
         raise DataError(f"must be a dict name -> list of frame_dir, got {type(split).__name__}", file=file,
                         field="split")
+    names = data.get("class_names")
+    if names is not None and (not isinstance(names, (list, tuple))
+                              or not all(isinstance(n, (str, np.str_)) for n in names)):
+        raise DataError(f"must be a list of class names (strings), got {short_repr(names)}", file=file,
+                        field="class_names")
     bad: list[dict] = []
-    checked = [_check_annotation(a, i, file, bad) for i, a in enumerate(anns)]
+    converted: dict = {}
+    checked = [_check_annotation(a, i, file, bad, converted) for i, a in enumerate(anns)]
+    converted.clear()
     if bad:
         msg = (f"{len(bad)} array(s) contain NaN/inf, first: {bad[0]['count']} value(s) in "
                f"{bad[0]['field']!r} of sample {bad[0]['frame_dir']}")
@@ -245,7 +449,6 @@ def validate_pyskl(data: Any, file=None, label_base: "str | int" = "auto", nonfi
         raise DataError("label 0 in a file read as 1-based (label_base=1)", file=file,
                         sample=ids[int(labels.argmin())], field="label")
     labels -= base
-    names = data.get("class_names")
     if names is not None and labels.size and labels.max() >= len(names):
         raise DataError(f"label {labels.max()} (0-based) is out of range for {len(names)} class_names",
                         file=file, sample=ids[int(labels.argmax())], field="label")
@@ -253,13 +456,20 @@ def validate_pyskl(data: Any, file=None, label_base: "str | int" = "auto", nonfi
         ann["label"] = lab
     data["label_base_detected"], data["label_base"] = base, 0
     for name, members in split.items():
-        if isinstance(members, (str, bytes)) or not hasattr(members, "__iter__"):
-            raise DataError(f"split {name!r} must be a list of frame_dir, got {type(members).__name__}",
+        if not isinstance(name, str):
+            raise DataError(f"split names must be strings, got {short_repr(name)} ({type(name).__name__})",
                             file=file, field="split")
-        missing = [m for m in members if str(m) not in index]
+        if not isinstance(members, (list, tuple, np.ndarray)):
+            raise DataError(f"split {short_repr(name)} must be a list of frame_dir, got {type(members).__name__}",
+                            file=file, field="split")
+        odd = next((m for m in members if not isinstance(m, (str, np.str_))), None)
+        if odd is not None:  # an int id would pass str(m) here and fail later in select_split
+            raise DataError(f"split {short_repr(name)} holds {short_repr(odd)} ({type(odd).__name__}); frame_dirs "
+                            f"are strings", file=file, field="split")
+        missing = [m for m in members if m not in index]
         if missing:
-            raise DataError(f"split {name!r} names {len(missing)} frame_dir(s) with no annotation, e.g. "
-                            f"{missing[0]!r}", file=file, field="split")
+            raise DataError(f"split {short_repr(name)} names {len(missing)} frame_dir(s) with no annotation, e.g. "
+                            f"{short_repr(missing[0])}", file=file, field="split")
     return data
 
 

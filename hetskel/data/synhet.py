@@ -366,6 +366,9 @@ def save_synhet(out_dir, num_samples: int = 10000, seed: int = 0, num_frames: in
              "2d": save_pyskl(data2d, out_dir / "synhet_2d.pkl"),
              "class_names": out_dir / "class_names.txt"}
     tmp = paths["class_names"].with_name(f"class_names.txt.tmp{os.getpid()}")
-    tmp.write_text("\n".join(class_names()) + "\n")
-    os.replace(tmp, paths["class_names"])  # atomic, like the pickles
+    try:
+        tmp.write_text("\n".join(class_names()) + "\n")
+        os.replace(tmp, paths["class_names"])  # atomic, like the pickles
+    finally:
+        tmp.unlink(missing_ok=True)  # after a failed write (disk full): no torn temporary
     return paths

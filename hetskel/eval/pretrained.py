@@ -13,9 +13,10 @@ learned (a random transformer over skeletons is a strong baseline).
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -34,7 +35,9 @@ class Features(nn.Module):
     """Batch -> ``(N, 2d)`` representation from the pretrained modalities the batch provides (no
     augmentation: the whole clip resized to T). With every modality present this equals
     ``Pretrainer.represent``; on a dataset without a 2D source (transfer) C is simply absent and
-    the fused stream averages the embeddings of J and S."""
+    the fused stream averages the embeddings of J and S. ``stream``: ``"fused"`` (UmURL's),
+    ``"concat"`` (the fused stream and every present modality's single stream concatenated,
+    ``(N, (1 + K) * 2d)``) or ``"single"`` (one modality only); see ``UnifiedEncoder.represent``."""
 
     def __init__(self, pretrainer: Pretrainer, stream: str = "fused"):
         super().__init__()
@@ -69,16 +72,68 @@ def probe_batch_size(n: int, batch_size: int | None = None) -> int:
 
 
 def probe(pretrainer: Pretrainer, train_ds, val_ds, num_classes: int, epochs: int = 150, seed: int = 0,
-          batch_size: int | None = None, device=None) -> dict:
-    """Linear probe (``probe_batch_size``) + 1-NN retrieval of frozen features: the probe's dict
-    plus ``knn_top1``."""
-    feat = Features(pretrainer)
+          batch_size: int | None = None, device=None, stream: str = "fused") -> dict:
+    """Linear probe (``probe_batch_size``) + 1-NN retrieval of frozen features (``Features(stream)``):
+    the probe's dict plus ``knn_top1``."""
+    feat = Features(pretrainer, stream=stream)
     ftr, ytr = extract_features(feat, train_ds, 512, device)
     fte, yte = extract_features(feat, val_ds, 512, device)
     out = linear_probe(ftr, ytr, fte, yte, num_classes, epochs=epochs, seed=seed, device=device,
                        batch_size=probe_batch_size(len(ftr), batch_size))
     out["knn_top1"] = knn_retrieval(ftr, ytr, fte, yte, k=1, device=device)
+    out["feature_dim"] = int(ftr.shape[1])
+    out["knn_confusion"] = knn_confusion(ftr, ytr, fte, yte, num_classes)
     return out
+
+
+@torch.no_grad()
+def knn_confusion(train_feats, train_labels, test_feats, test_labels, num_classes: int, chunk: int = 1024
+                  ) -> np.ndarray:
+    """``(C, C)`` counts (rows true) of 1-NN by cosine similarity, train set as gallery (the
+    prediction of ``protocols.knn_retrieval(k=1)``)."""
+    g = torch.nn.functional.normalize(torch.as_tensor(train_feats).float(), dim=1)
+    ytr = torch.as_tensor(train_labels).long()
+    yte = torch.as_tensor(test_labels).long()
+    xte = torch.as_tensor(test_feats).float()
+    out = np.zeros((num_classes, num_classes), dtype=np.int64)
+    for s in range(0, len(xte), chunk):
+        q = torch.nn.functional.normalize(xte[s:s + chunk].to(g.device), dim=1)
+        pred = ytr.to(g.device)[(q @ g.T).argmax(1)].cpu().numpy()
+        np.add.at(out, (yte[s:s + chunk].numpy(), pred), 1)
+    return out
+
+
+#: class groups reported by ``group_top1`` (SynHet's), in table order
+GROUPS = ("face", "hand", "body", "two_person")
+
+
+def synhet_group(name: str) -> str | None:
+    """SynHet's class group of ``name`` (``hetskel.data.synhet.class_group``), None for other classes."""
+    from hetskel.data.synhet import class_group
+    try:
+        return class_group(str(name))
+    except DataError:
+        return None
+
+
+def group_top1(confusion, class_names: Sequence[str],
+               group_of: Callable[[str], str | None] = synhet_group) -> dict[str, float]:
+    """Top-1 (%) per class group from a ``(C, C)`` count confusion matrix (rows true): correct over
+    test clips of the group's classes, i.e. per-class accuracy weighted by the test split's class
+    counts. Groups with no test clip (other datasets: every group) are omitted; keys in ``GROUPS``
+    order, then any others sorted."""
+    conf = np.asarray(confusion, dtype=np.float64)
+    if conf.ndim != 2 or conf.shape[0] != conf.shape[1] or conf.shape[0] != len(class_names):
+        raise ValueError(f"group_top1: confusion {conf.shape} does not match {len(class_names)} class names")
+    correct, total = {}, {}
+    for i, name in enumerate(class_names):
+        g = group_of(name)
+        if g is None or conf[i].sum() == 0:
+            continue
+        correct[g] = correct.get(g, 0.0) + conf[i, i]
+        total[g] = total.get(g, 0.0) + conf[i].sum()
+    order = [g for g in GROUPS if g in total] + sorted(set(total) - set(GROUPS))
+    return {g: float(100.0 * correct[g] / total[g]) for g in order}
 
 
 def _pct(fraction: float) -> str:
@@ -88,7 +143,7 @@ def _pct(fraction: float) -> str:
 def evaluate_pretrained(pretrainer: Pretrainer, train_ds, val_ds, probe_epochs: int = 150,
                         semi_fractions: Sequence[float] = (0.01, 0.1), semi_seeds: Sequence[int] = (0, 1, 2, 3, 4),
                         semi_epochs: int = 80, untrained: Pretrainer | None = None,
-                        device=None, batch_size: int | None = None) -> dict:
+                        device=None, batch_size: int | None = None, stream: str = "fused") -> dict:
     """The paper's protocols (linear probe, 1-NN retrieval, semi-supervised) on ``(train_ds, val_ds)``,
     and the same probe on an untrained network.
 
@@ -97,24 +152,32 @@ def evaluate_pretrained(pretrainer: Pretrainer, train_ds, val_ds, probe_epochs: 
     and seed, so exactly the pretrained network's initial weights); per fraction f
     ``semi_<100f>pct_mean`` / ``_std`` / ``_per_seed`` / ``_labelled`` (whole network fine-tuned,
     e.g. ``semi_1pct_mean``); ``per_class_acc`` ``{class: %}``, ``confusion`` ``(C, C)`` rows true,
-    ``class_names``, ``probe_history``, sizes. Accuracies in %. ``batch_size``: the probe's SGD
-    batch (default ``probe_batch_size``).
+    ``class_names``, ``probe_history``, sizes; ``per_group_linear_top1`` ``{group: %}`` (``group_top1``:
+    SynHet's face / hand / body / two_person, absent groups omitted; ``{}`` on other data),
+    ``per_group_knn_top1`` and, with ``untrained``, both ``..._random_init``. Accuracies in %. ``batch_size``: the
+    probe's SGD batch (default ``probe_batch_size``). ``stream``: the probe's features
+    (``Features``; ``"fused"`` default, ``"concat"``); fine-tuning always uses the fused stream.
     """
     dev = torch.device(device) if device else next(pretrainer.parameters()).device
     C = max(train_ds.num_classes, val_ds.num_classes)
     names = list(train_ds.class_names or val_ds.class_names or [str(i) for i in range(C)])
-    res = probe(pretrainer, train_ds, val_ds, C, probe_epochs, device=dev, batch_size=batch_size)
+    res = probe(pretrainer, train_ds, val_ds, C, probe_epochs, device=dev, batch_size=batch_size, stream=stream)
     out = {"linear_top1": res["top1_final"], "linear_top1_best": res["top1_best"],
            "linear_best_epoch": res["best_epoch"], "knn_top1": res["knn_top1"],
            "num_train": len(train_ds), "num_val": len(val_ds), "num_classes": C,
-           "feature_dim": pretrainer.encoder.out_dim, "modalities": list(pretrainer.modalities),
+           "feature_dim": int(res.get("feature_dim", pretrainer.encoder.out_dim)), "features": stream,
+           "modalities": list(pretrainer.modalities),
            "probe_epochs": probe_epochs, "probe_history": res["history"], "class_names": names,
            "per_class_acc": dict(zip(names, [float(a) for a in res["per_class_acc"]])),
-           "confusion": res["confusion"].tolist()}
+           "confusion": res["confusion"].tolist(), "per_group_linear_top1": group_top1(res["confusion"], names),
+           "per_group_knn_top1": group_top1(res["knn_confusion"], names)}
     if untrained is not None:
-        rand = probe(untrained.to(dev), train_ds, val_ds, C, probe_epochs, device=dev, batch_size=batch_size)
+        rand = probe(untrained.to(dev), train_ds, val_ds, C, probe_epochs, device=dev, batch_size=batch_size,
+                     stream=stream)
         out.update(linear_top1_random_init=rand["top1_final"], linear_top1_best_random_init=rand["top1_best"],
-                   knn_top1_random_init=rand["knn_top1"])
+                   knn_top1_random_init=rand["knn_top1"],
+                   per_group_linear_top1_random_init=group_top1(rand["confusion"], names),
+                   per_group_knn_top1_random_init=group_top1(rand["knn_confusion"], names))
     if semi_fractions:
         semi = semi_supervised(lambda: Classifier(copy.deepcopy(pretrainer), C), train_ds, val_ds,
                                fractions=tuple(semi_fractions), seeds=tuple(semi_seeds), epochs=semi_epochs,

@@ -23,6 +23,7 @@ in ``hetskel.eval.transfer``; ``evaluate_pretrained`` & co. can be imported from
 """
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,10 +33,10 @@ from torch import nn
 
 from hetskel.data.batches import ArrayDataset, load_dataset
 from hetskel.data.errors import DataError
-from hetskel.experiment.spec import PretrainSpec
+from hetskel.experiment.spec import CENTER_3D, PretrainSpec
 from hetskel.hetero.pipeline import HeteroProcessor
 from hetskel.io import load_checkpoint, make_run_dir, save_json
-from hetskel.layouts import get_layout
+from hetskel.layouts import BUILTIN_LAYOUTS, ensure_layout, get_layout, layout_to_dict
 from hetskel.model.encoder import UnifiedEncoder
 from hetskel.model.objective import ClassicModalities, Pretrainer
 from hetskel.train.config import register_builder
@@ -63,11 +64,84 @@ def _read_sources(spec: PretrainSpec) -> dict[str, dict]:
     out = {}
     for lay, path in spec.paths.items():
         if lay in needed:
-            data = load_pyskl(path)
+            if isinstance(path, Mapping):  # an in-memory PYSKL dict (hetskel.from_arrays, load_pyskl)
+                if "annotations" not in path:
+                    raise DataError(f"paths[{lay!r}] is a dict without 'annotations': not a PYSKL dict "
+                                    f"(make one with hetskel.from_arrays)", field="paths")
+                data, where = path, f"<paths[{lay!r}]>"  # validated on a copy by load_dataset
+            elif isinstance(path, (str, Path)):
+                data, where = load_pyskl(path), path
+            else:
+                raise DataError(f"paths[{lay!r}] must be a PYSKL file or a PYSKL dict (hetskel.from_arrays), "
+                                f"got {type(path).__name__}", field="paths")
             if data.get("layout") not in (None, lay):
-                raise DataError(f"holds layout {data['layout']!r} but was given as paths[{lay!r}]", file=path)
+                raise DataError(f"holds layout {data['layout']!r} but was given as paths[{lay!r}]", file=where)
             out[lay] = {**data, "layout": lay}
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# what a run folder stores besides the spec: its layouts and in-memory data
+DATA_DIR = "data"  # run_dir/data/<layout>-<hash>.pkl: in-memory datasets, written as PYSKL
+
+
+def spec_layouts(spec: PretrainSpec) -> dict[str, dict]:
+    """``{name: layout_to_dict}`` of the spec's source layouts that are not built in (custom ones):
+    what a run folder stores so that it reloads in a process that never registered them."""
+    return {lay: layout_to_dict(lay) for lay in sorted(set(spec.source_layouts().values()))
+            if lay not in BUILTIN_LAYOUTS}
+
+
+def register_stored_layouts(layouts: Mapping | None) -> None:
+    """Register the layouts a run folder stored (``spec_layouts``) unless the same ones are registered
+    already; a different layout under one of their names raises ``LayoutError``."""
+    for d in (layouts or {}).values():
+        ensure_layout(d)
+
+
+def store_in_memory_data(spec: PretrainSpec, run_dir: Path) -> PretrainSpec:
+    """``spec`` with every in-memory PYSKL dict of ``paths`` written to ``run_dir/data/<layout>-<hash>.pkl``
+    (``save_pyskl``) and replaced by that file, so the run resumes and its data reloads without the
+    caller's objects. The hash of the content names the file: other data in the same run folder is a
+    different run (refused by ``hetskel.train``), not a silent resume on the old data."""
+    if not any(isinstance(v, Mapping) for v in spec.paths.values()):
+        return spec
+    import hashlib
+    import os
+    import tempfile
+
+    from hetskel.data.pyskl import save_pyskl
+
+    folder = Path(run_dir) / DATA_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = dict(spec.paths)
+    for lay, data in spec.paths.items():
+        if not isinstance(data, Mapping):
+            continue
+        fd, tmp = tempfile.mkstemp(prefix=f".{lay}-", suffix=".pkl", dir=folder)
+        os.close(fd)
+        try:
+            save_pyskl({**data, "layout": lay}, tmp)
+            digest = hashlib.sha1(Path(tmp).read_bytes()).hexdigest()[:12]
+            final = folder / f"{lay}-{digest}.pkl"
+            if final.exists():
+                Path(tmp).unlink()
+            else:
+                os.replace(tmp, final)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        paths[lay] = str(final.resolve())
+    out = copy.copy(spec)
+    out.paths = paths
+    return out
+
+
+def _fresh_for_data(run_dir: Path) -> bool:
+    """No run there yet and nothing but the batch runner's files and our data folder."""
+    from hetskel.io import RUNNER_FILES
+
+    return not (run_dir / "config.json").exists() and (
+        not run_dir.exists() or all(p.name in RUNNER_FILES or p.name == DATA_DIR for p in run_dir.iterdir()))
 
 
 def load_data(spec: PretrainSpec, which: Sequence[str] = ("train", "val")) -> tuple[ArrayDataset, ...]:
@@ -77,7 +151,8 @@ def load_data(spec: PretrainSpec, which: Sequence[str] = ("train", "val")) -> tu
     spec = spec.resolved()
     sources = _read_sources(spec)
     names = dict(zip(("train", "val"), spec.split_names()))
-    return tuple(load_dataset(sources, split=names[w], num_frames=spec.num_frames, max_persons=spec.max_persons)
+    return tuple(load_dataset(sources, split=names[w], num_frames=spec.num_frames, max_persons=spec.max_persons,
+                              norm3d={"variant": CENTER_3D[spec.center_3d]})
                  for w in which)
 
 
@@ -111,13 +186,16 @@ def build_pretrainer(spec: PretrainSpec, train_ds: ArrayDataset | None = None, t
                                    text_table=table, frame="pyskl", text_kw=text_kw)
             channels, joints = {k: v for k, v in proc.modality_channels().items() if k in mods}, proc.layout.num_joints
         enc = UnifiedEncoder(spec.encoder_config(), channels, joints)
-        obj = Pretrainer(enc, mods, proc, lambda_=spec.lambda_, augment=spec.augment_config(), seed=spec.seed)
+        obj = Pretrainer(enc, mods, proc, lambda_=spec.lambda_, augment=spec.augment_config(), seed=spec.seed,
+                         objective=spec.objective, intra_view_weight=spec.intra_view_weight,
+                         modality_dropout=spec.modality_dropout)
     obj.spec = spec
     return obj
 
 
 def table_origin(pretrainer: Pretrainer) -> str:
     """Where S's word table came from, independent of caching: ``"openclip:ViT-B-32/openai"``,
+    ``"wordllama:l2_supercat/256"``,
     ``"random-init:ViT-B-32/seed0"`` (NOT CLIP), ``"user"``, ``"none (numeric)"`` or ``"none"``."""
     proc = pretrainer.processor
     src = getattr(proc, "text_source", "none")
@@ -131,8 +209,10 @@ def table_origin(pretrainer: Pretrainer) -> str:
         return "cache"
 
 
-def build_from_spec(spec: Mapping) -> tuple[Pretrainer, ArrayDataset]:
-    """The ``hetskel.train`` builder (``python -m hetskel.train`` / torchrun): ``(objective, train set)``."""
+def build_from_spec(spec: Mapping, layouts: Mapping | None = None) -> tuple[Pretrainer, ArrayDataset]:
+    """The ``hetskel.train`` builder (``python -m hetskel.train`` / torchrun): ``(objective, train set)``.
+    ``layouts``: the custom layouts the run stored (``spec_layouts``), registered first."""
+    register_stored_layouts(layouts)
     s = PretrainSpec.from_dict(spec)
     (train_ds,) = load_data(s, which=("train",))
     return build_pretrainer(s, train_ds), train_ds
@@ -157,6 +237,7 @@ class PretrainRun:
     samples_per_s: float        # of the last session
     world_size: int
     checkpoint: Path | None
+    class_names: list | None = None  # label names of the training data, when it had them
 
 
 def run_folder(run_dir, name: str) -> Path:
@@ -166,12 +247,24 @@ def run_folder(run_dir, name: str) -> Path:
     return make_run_dir(run_dir, name, on_exists="check")
 
 
-def run_description(spec: PretrainSpec, run_dir, semantic_table: str, progress: bool = False) -> dict:
-    """The JSON ``python -m hetskel.train`` reads: this module's builder with the resolved spec."""
+def run_description(spec: PretrainSpec, run_dir, semantic_table: str, progress: bool = False,
+                    class_names: Sequence[str] | None = None) -> dict:
+    """The JSON ``python -m hetskel.train`` reads: this module's builder with the resolved spec and
+    the custom layouts it uses (``spec_layouts``); ``extra`` keeps the label names. ``paths`` must be
+    files here (``store_in_memory_data`` writes in-memory datasets)."""
+    if any(isinstance(v, Mapping) for v in spec.paths.values()):
+        raise ValueError("run_description: in-memory datasets in spec.paths; write them with "
+                         "store_in_memory_data(spec, run_dir) first")
     spec = spec.resolved()
-    return {"builder": BUILDER, "builder_args": {"spec": spec.to_dict()},
+    args = {"spec": spec.to_dict()}
+    if spec_layouts(spec):
+        args["layouts"] = spec_layouts(spec)
+    extra = {"semantic_table": semantic_table}
+    if class_names:
+        extra["class_names"] = [str(c) for c in class_names]
+    return {"builder": BUILDER, "builder_args": args,
             "train": spec.train_config(progress).to_dict(), "run_dir": str(run_dir),
-            "extra": {"semantic_table": semantic_table}, "name": "pretrain"}
+            "extra": extra, "name": "pretrain"}
 
 
 def pretrain(spec: PretrainSpec, run_dir, devices=1, progress: bool = False, overwrite: bool = False,
@@ -183,43 +276,83 @@ def pretrain(spec: PretrainSpec, run_dir, devices=1, progress: bool = False, ove
     --nproc_per_node N -m hetskel.train --config run.json`` runs it (gloo on CPU, NCCL on GPUs);
     a copy is kept as ``run_dir/torchrun.json``. Either way the run is read back from disk.
     """
-    spec = spec.resolved()
     run_dir = run_folder(run_dir, "pretrain")
+    if any(isinstance(v, Mapping) for v in spec.paths.values()):
+        # in-memory datasets are written into the run folder first (so resume and reload work);
+        # a fresh folder then holds only them, which hetskel.train may take over
+        fresh = _fresh_for_data(Path(run_dir))
+        if not fresh and not overwrite and not (Path(run_dir) / "config.json").exists():
+            from hetskel.io import RunDirExists
+
+            raise RunDirExists(f"run folder {run_dir} already exists and is not empty; choose a new run_dir "
+                               f"or pass overwrite=True to replace its files")
+        if fresh and not (Path(run_dir) / DATA_DIR).exists():
+            run_dir = make_run_dir(run_dir, "pretrain")  # the kit's folder (overwrite may reach it)
+        spec = store_in_memory_data(spec, run_dir)
+        overwrite = overwrite or fresh
+    spec = spec.resolved()
     nproc = resolve_devices(devices)
     if nproc == 1:
         (train_ds,) = load_data(spec, which=("train",))
         obj = build_pretrainer(spec, train_ds)
-        desc = run_description(spec, run_dir, table_origin(obj), progress)
+        desc = run_description(spec, run_dir, table_origin(obj), progress, train_ds.class_names)
         train(obj, train_ds, spec.train_config(progress), run_dir=run_dir, overwrite=overwrite,
               extra_config={"builder": desc["builder"], "builder_args": desc["builder_args"], **desc["extra"]},
               name="pretrain")
     else:  # the table is resolved here once, so the ranks find it in the cache
         origin = table_origin(build_pretrainer(spec))
-        desc = run_description(spec, run_dir, origin, progress)
+        desc = run_description(spec, run_dir, origin, progress, _class_names(spec))
         launch_torchrun(desc, nproc, overwrite, progress, timeout)
         save_json(run_dir / "torchrun.json", desc)
     return read_pretrain_run(run_dir)
 
 
+def _class_names(spec: PretrainSpec) -> list[str] | None:
+    try:
+        return next((list(d["class_names"]) for d in _read_sources(spec).values() if d.get("class_names")), None)
+    except (OSError, DataError, ValueError):
+        return None
+
+
+def _relocate(spec_dict: dict, run_dir: Path) -> dict:
+    """Data files a run stored in its own ``data/`` folder, found again when the folder has moved."""
+    paths = dict(spec_dict.get("paths") or {})
+    for k, v in paths.items():
+        if isinstance(v, str) and Path(v).parent.name == DATA_DIR and not Path(v).exists():
+            here = Path(run_dir) / DATA_DIR / Path(v).name
+            if here.exists():
+                paths[k] = str(here)
+    return {**spec_dict, "paths": paths}
+
+
 def read_pretrain_run(run_dir) -> PretrainRun:
+    """The run folder's spec, records and checkpoint; the custom layouts it stored are registered
+    (``register_stored_layouts``), so this works in a process that never defined them."""
     info = read_run(run_dir)
     extra = info.config.get("extra", {})
     if extra.get("builder") != BUILDER:
         raise ValueError(f"{info.run_dir} is not a hetskel.experiment pretraining run "
                          f"(builder {extra.get('builder')!r}, expected {BUILDER!r})")
+    register_stored_layouts(extra["builder_args"].get("layouts"))
+    extra = {**extra, "builder_args": {**extra["builder_args"],
+                                       "spec": _relocate(extra["builder_args"]["spec"], info.run_dir)}}
     done = [e for e in info.events if e.get("event") == "done"]
     last = info.epochs[-1] if info.epochs else (info.steps[-1] if info.steps else {})
     return PretrainRun(run_dir=info.run_dir, spec=PretrainSpec.from_dict(extra["builder_args"]["spec"]),
                        semantic_table=str(extra.get("semantic_table", "")), final=last, epochs=info.epochs,
                        steps=info.steps, wall_time=float(last.get("elapsed", 0.0)),
                        samples_per_s=float(done[-1]["samples_per_s"]) if done else float("nan"),
-                       world_size=int(info.config.get("meta", {}).get("world_size", 1)), checkpoint=info.latest)
+                       world_size=int(info.config.get("meta", {}).get("world_size", 1)), checkpoint=info.latest,
+                       class_names=extra.get("class_names"))
 
 
 def load_pretrained(pretrain_dir, checkpoint: str | None = None, device="auto") -> tuple[Pretrainer, PretrainSpec]:
     """``(pretrainer in eval mode, spec)`` from a run folder's ``latest.pt`` (or ``checkpoint``, a
     file), loaded with ``weights_only=True``; the S table comes from the checkpoint, so no text
-    tower is built. ``device`` ``"auto"``: CUDA when available."""
+    tower is built, and no data is read. Works in a fresh process on any run folder
+    ``pretrain`` wrote: custom layouts are stored in the run and registered here, in-memory datasets
+    were written to ``run_dir/data/``. The label names are ``pretrainer.class_names`` (None when the
+    data had none). ``device`` ``"auto"``: CUDA when available."""
     run = read_pretrain_run(pretrain_dir)
     path = Path(checkpoint) if checkpoint else run.checkpoint
     if path is None:
@@ -227,6 +360,7 @@ def load_pretrained(pretrain_dir, checkpoint: str | None = None, device="auto") 
     state = load_checkpoint(path)["objective"]
     obj = build_pretrainer(run.spec, text_table=state.get("processor.semantic.table"))
     obj.load_state_dict(state)
+    obj.class_names = run.class_names
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     return obj.to(device).eval(), run.spec

@@ -19,14 +19,17 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
 from hetskel.config import (
+    SEED_MAX,
     ConfigValueError,
     Overrides,
     check_fields,
+    check_range,
     from_dict,
     to_plain,
 )
@@ -38,8 +41,12 @@ from hetskel.model.encoder import EncoderConfig, get_preset, list_presets
 from hetskel.train.config import TrainConfig
 
 HETERO, CLASSIC = ("J", "C", "S"), ("J", "M", "B")
-TextSource = Literal["auto", "cache", "openclip", "random", "user"]
+TextSource = Literal["auto", "cache", "openclip", "wordllama", "random", "user"]
 TEXT_SOURCES = get_args(TextSource)
+Objective = Literal["umurl", "umurl+intra_view"]
+#: ``center_3d`` -> ``transforms.normalize_3d(variant=...)``: one translation per clip (PYSKL, keeps
+#: the body's path through space) or one per frame (UmURL)
+CENTER_3D = {"clip": "pyskl", "frame": "umurl"}
 
 
 @dataclass
@@ -48,7 +55,9 @@ class PretrainSpec:
 
     Data: ``dataset`` ``"synhet"`` (generated in memory: ``num_samples``, ``data_seed``, extra
     ``SynHetConfig`` fields in ``synhet``) or ``"pyskl"`` (``paths`` ``{layout: file}``, e.g.
-    ``{"ntu25": "ntu60_3danno.pkl", "coco17": "ntu60_hrnet.pkl"}``; either may be absent). Splits
+    ``{"ntu25": "ntu60_3danno.pkl", "coco17": "ntu60_hrnet.pkl"}``; either may be absent; a value may
+    be an in-memory PYSKL dict, e.g. from ``hetskel.from_arrays``, which ``pretrain`` writes into the
+    run folder). Splits
     ``<split>_train`` / ``<split>_val``, or ``splits = [train, val]`` names (FineGYM: train, val).
     Model: ``modalities`` any of J, C, S (heterogeneous: ``HeteroProcessor``) or of J, M, B with
     M or B (UmURL's classic modalities of the 3D source); ``preset`` + ``encoder`` overrides;
@@ -57,6 +66,12 @@ class PretrainSpec:
     ``text_table`` file, ``text_cache`` ``"default"`` | ``""`` (memory only) | a path.
     Training: ``TrainConfig`` fields here, any other ones in ``train``; ``augment`` overrides
     ``AugmentConfig``.
+    3D normalisation: ``center_3d`` ``"clip"`` (default: the first frame's spine_mid subtracted from
+    the whole clip, so the path through space stays) or ``"frame"`` (UmURL: every frame centred).
+    Objective (``hetskel.model.objective.Pretrainer``): ``objective`` ``"umurl"`` (the paper's) or
+    ``"umurl+intra_view"`` (plus a within-modality VICReg term weighted ``intra_view_weight``);
+    ``modality_dropout``: probability of leaving each modality out of the fused stream per step.
+    Early fusion: ``encoder={"fusion": "paper" | "weighted" | "gated"}`` (``EncoderConfig``).
 
     Types are checked by ``hetskel.config`` on creation (``PretrainSpec(epochs="3")`` names the
     field), values by ``validate`` (``from_dict`` and ``resolved`` call it). ``synhet``,
@@ -87,6 +102,10 @@ class PretrainSpec:
     text_table: str = ""
     text_cache: str = "default"
     lambda_: float = 5.0
+    center_3d: Literal["clip", "frame"] = "clip"
+    objective: Objective = "umurl"
+    intra_view_weight: float = 1.0
+    modality_dropout: float = 0.0
     augment: Overrides[AugmentConfig] = field(default_factory=dict)
     epochs: int = 20
     batch_size: int = 128
@@ -172,9 +191,18 @@ class PretrainSpec:
         def bad(name, why):
             return ConfigValueError("PretrainSpec", name, name, f"{why}, got {getattr(self, name)!r}")
         check_fields(self)
+        check_range("PretrainSpec", "lambda_", self.lambda_, 0)  # a loss weight: finite, >= 0
+        for name in ("seed", "data_seed"):
+            check_range("PretrainSpec", name, getattr(self, name), 0, SEED_MAX)
+        if self.splits is not None and self.splits[0] == self.splits[1]:
+            raise bad("splits", "must name two different splits (train, val)")
         for name in ("num_frames", "lifter_width"):
             if getattr(self, name) is not None and getattr(self, name) < 2:
                 raise bad(name, "must be None or an integer >= 2")
+        if not 0.0 <= self.modality_dropout < 1.0:
+            raise bad("modality_dropout", "must be in [0, 1)")
+        if not self.intra_view_weight >= 0.0:
+            raise bad("intra_view_weight", "must be >= 0")
         for name, least in (("max_persons", 1), ("num_samples", 4), ("epochs", 1), ("batch_size", 2)):
             if getattr(self, name) < least:
                 raise bad(name, f"must be >= {least}")
@@ -183,11 +211,14 @@ class PretrainSpec:
                 raise bad(name, f"expects one of {list(allowed)}")
         if self.dataset == "pyskl" and not self.paths:
             raise bad("paths", "dataset 'pyskl' needs paths, e.g. {'ntu25': 3D file, 'coco17': 2D file}")
-        for k in self.paths:
+        for k, v in self.paths.items():
             try:
                 get_layout(k)
             except LayoutError:
-                raise bad("paths", f"key {k!r} is not a layout name (use e.g. 'ntu25', 'coco17')") from None
+                raise bad("paths", f"key {k!r} is not a registered layout name (use e.g. 'ntu25', 'coco17', or "
+                          f"register yours: hetskel.register_layout / hetskel.load_layout)") from None
+            if not isinstance(v, (str, os.PathLike, Mapping)):  # a file, or an in-memory PYSKL dict
+                raise bad("paths", f"paths[{k!r}] must be a PYSKL file or a PYSKL dict (hetskel.from_arrays)")
         mods = self.modality_list
         if not mods or len(set(mods)) != len(mods) or set(mods) - set(CLASSIC if self.classic else HETERO):
             raise bad("modalities", "must be distinct names from J, C, S (heterogeneous) or from J, M, B "

@@ -351,3 +351,11 @@ def pa_mpjpe(pred: Tensor, target: Tensor, valid: Tensor | None = None, per_fram
 
 
 # ---------------------------------------------------------------------------------------------
+
+
+def lifter_flops(in_joints: int = 20, out_joints: int = 20, width: int = 1024, num_layers: int = 4,
+                 frames: int = 64, persons: int = 2, in_channels: int = 2, out_channels: int = 3) -> float:
+    """Forward FLOPs (2 x multiply-adds of the Linear layers, as ``hetskel.model.flops`` counts the
+    encoder's) of a ``Lifter`` over one clip of ``persons x frames`` poses (every frame valid)."""
+    dims = [in_joints * in_channels] + [width] * (num_layers - 1) + [out_joints * out_channels]
+    return 2.0 * sum(a * b for a, b in zip(dims[:-1], dims[1:])) * frames * persons

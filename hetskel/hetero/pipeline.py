@@ -20,6 +20,29 @@ What happens to each source (``hetskel.hetero.lifter`` explains the pose frame):
   (camera space or PYSKL-aligned) with no axis convention to configure;
 * ``S``: ``SemanticEncoder`` on the unified skeleton of ``semantic_from`` (J; C when J is absent).
 
+Once per clip (``per_clip = True``; ``hetskel.model.objective.Pretrainer`` uses it): ``process_clip(batch)``
+runs the per-clip work once -- pose frames, the lifter, the camera fit, ``L_rec`` and the motion
+words -- on the *uncropped* clip, and ``view(state, start, length, out_frames)`` turns it into the
+modalities of one augmented view by temporal crop-resize (``hetskel.model.augment.crop_resize``, the
+crop the view would have applied to the raw sources). The spatial augmentation comes after, on the
+modalities, as in the per-view path. Per view only cheap, linear work remains: the crop, the
+trajectory's re-referencing to the view's first valid frame (exact, the trajectory is linear in the
+roots), the ``Unifier`` and the word-value gather. What differs from processing each cropped view
+(``forward``), and why it is acceptable:
+
+* the lifter sees the recorded frames, not frames linearly interpolated between them, and the
+  lifted poses are interpolated instead (the MLP does not commute with interpolation); its
+  BatchNorm statistics are over the clip's frames, and one dropout mask serves every view;
+* the torso scale and the weak-perspective camera are fitted on the whole clip instead of the crop
+  (one scale per clip for every view: a steadier normaliser);
+* the motion words are those of the clip at its own frame rate, taken at the nearest frame of the
+  view (the per-view path computes them between interpolated frames, so a 2x slowed crop halves
+  every displacement and turns slow motions into "unmove");
+* ``L_rec`` is the clip's, over all its valid frames, instead of the mean over the K+1 crops.
+
+With identity crops (the whole clip, as many frames as the encoder) and no lifter dropout, both
+paths give the same modalities and losses (tested in ``tests/test_pipeline.py``).
+
 ``frame`` names the 3D sources' coordinate frame: ``"pyskl"`` (the default of
 ``hetskel.data.batches.load_dataset``: spine on +z, shoulders on +x) or ``"camera"`` (Kinect camera
 space, ``norm3d={"align": False}``). It sets the default semantic axis words and ``image_to_pose``
@@ -48,24 +71,30 @@ from hetskel.hetero.lifter import (
     reconstruction_loss,
     spine_layout,
     trajectory,
-    with_trajectory,
 )
 from hetskel.config import check_fields, check_keys, from_dict
 from hetskel.hetero.prompts import MODES, Unifier
-from hetskel.hetero.semantic import SemanticConfig, SemanticEncoder
+from hetskel.hetero.semantic import SemanticConfig, SemanticEncoder, motion_words, numeric_motion
 from hetskel.layouts import get_layout
+from hetskel.model.augment import crop_resize
 
 Tensor = torch.Tensor
 IMAGE_TO_POSE = {"camera": ((1.0, 0.0, 0.0), (0.0, -1.0, 0.0)), "pyskl": ((1.0, 0.0, 0.0), (0.0, 0.0, -1.0))}
 
 
 def backproject(traj2d: Tensor, pose2d: Tensor, lifted: Tensor, eps: float = 1e-4) -> Tensor:
+    """``traj2d @ backproject_map(pose2d, lifted)`` (below)."""
+    return traj2d @ backproject_map(pose2d, lifted, eps)
+
+
+def backproject_map(pose2d: Tensor, lifted: Tensor, eps: float = 1e-4) -> Tensor:
     """Place image-plane motion into the lifted 3D frame.
 
     traj2d ``(N, M, T, 2)``, pose2d ``(N, M, T, V, 2)``, lifted ``(N, M, T, V, 3)`` (same joints, pose
     frame). Per person, fits ``W (3, 2)`` with ``pose2d ~ lifted @ W`` (a weak-perspective camera,
     least squares over its valid frames and joints) and returns the minimum-norm 3D displacement
-    ``traj2d @ pinv(W)`` ``(N, M, T, 3)``, which reprojects exactly onto ``traj2d``.
+    ``traj2d @ pinv(W)`` ``(N, M, T, 3)``, which reprojects exactly onto ``traj2d``; this function
+    returns ``pinv(W)`` ``(N, M, 2, 3)``.
     """
     w = frame_valid(pose2d)[..., None, None].to(lifted.dtype)
     L = (lifted * w).flatten(-3, -2)                                   # (N, M, T*V, 3)
@@ -75,8 +104,12 @@ def backproject(traj2d: Tensor, pose2d: Tensor, lifted: Tensor, eps: float = 1e-
     W = torch.linalg.solve(A, L.transpose(-1, -2) @ Y)                 # (N, M, 3, 2)
     G = W.transpose(-1, -2) @ W
     G = G + eps * (G.diagonal(dim1=-2, dim2=-1).sum(-1)[..., None, None] + 1e-6) * torch.eye(2, dtype=G.dtype, device=G.device)
-    pinv = torch.linalg.solve(G, W.transpose(-1, -2))                  # (N, M, 2, 3)
-    return traj2d @ pinv
+    return torch.linalg.solve(G, W.transpose(-1, -2))                  # (N, M, 2, 3)
+
+
+def _map(D: Tensor, P: Tensor) -> Tensor:
+    """``D (N, M, T, C) @ P (N, M, C, 3)`` elementwise (autocast would run a matmul in bf16)."""
+    return (D[..., None] * P[..., None, :, :]).sum(-2)
 
 
 def _default_sources() -> dict:
@@ -226,13 +259,21 @@ class HeteroProcessor(nn.Module):
                             field=lay.name)
         return x.float() if not x.is_floating_point() else x
 
-    def _source_3d(self, name: str, x: Tensor) -> tuple[Tensor, PoseFrame]:
+    def _source_3d(self, name: str, x: Tensor) -> tuple[Tensor, PoseFrame, tuple | None, Tensor]:
+        """``(J-modality skeleton, pose frame, trajectory (D, P) or None, joint mask (N,M,T,V))``: the
+        trajectory is ``D @ P``, ``D (N,M,T,C)`` the root displacement in input units (linear in the
+        frames, so a view can re-reference it) and ``P (N,M,C,3)`` the per-person map to the pose frame."""
         frame = pose_frame(x, self.layouts[name])
-        u = with_trajectory(frame, joint_present(x)) if self.use_trajectory else frame.pose
-        return u, frame
+        present = joint_present(x)
+        if not self.use_trajectory:
+            return frame.pose, frame, None, present
+        D = trajectory(frame.root, torch.ones_like(frame.scale), present.any(-1))
+        P = torch.eye(3, dtype=x.dtype, device=x.device) / frame.scale[..., None, None]
+        return (frame.pose + _map(D, P)[..., None, :]) * present[..., None], frame, (D, P), present
 
-    def _source_2d(self, name: str, x: Tensor) -> tuple[Tensor, Tensor]:
-        """``(C-modality skeleton (N,M,T,V,3) in the spine layout, lifted pose or zero-depth pose)``."""
+    def _source_2d(self, name: str, x: Tensor) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor]:
+        """``(C-modality skeleton (N,M,T,V,3) in the spine layout, lifted pose or None, its trajectory
+        (N,M,T,3) or None, joint mask (N,M,T,V))``."""
         x, lay = add_spine(x, self.layouts[name])
         pose, root, scale = pose_frame(x, lay)
         valid = frame_valid(pose)
@@ -242,33 +283,36 @@ class HeteroProcessor(nn.Module):
         else:
             lifted = None
             out = pose @ self.image_to_pose.to(pose.dtype)                   # zero depth, absent joints stay 0
+        mask = valid[..., None].expand(*valid.shape, x.shape[-2]) if lifted is not None else joint_present(x)
+        traj = None
         if self.use_trajectory:
-            t2 = trajectory(root, scale, valid)
+            D = trajectory(root, torch.ones_like(scale), valid)              # (N, M, T, 2) input units
             if lifted is not None:
                 j = self._fit_joints[name]  # joints L_rec supervises: the unsupervised ones would spoil the fit
-                t3 = backproject(t2, pose[..., j, :], lifted.detach()[..., j, :])
-                out = (out + t3[..., None, :]) * valid[..., None, None]
+                P = backproject_map(pose[..., j, :], lifted.detach()[..., j, :])
             else:
-                out = (out + (t2 @ self.image_to_pose.to(t2.dtype))[..., None, :]) * joint_present(x)[..., None]
-        return out, lifted
+                P = self.image_to_pose.to(D.dtype).expand(*scale.shape, 2, 3)
+            P = P / scale[..., None, None]
+            traj = (D, P)
+            out = (out + _map(D, P)[..., None, :]) * mask[..., None]
+        return out, lifted, traj, mask
 
     # -- forward ---------------------------------------------------------------------------
-    def forward(self, batch: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-        """``batch`` ``{layout name: (N, M, T, V, C)}`` (other keys ignored) -> ``({modality: (N, M, T, V_u, C_k)},
-        {"rec": L_rec})``; ``rec`` only when a lifted 2D source and a 3D source are both present."""
-        mods, frames3d, lifted = {}, {}, {}
+    def _sources(self, batch: Mapping[str, Tensor]) -> tuple[dict, dict[str, Tensor]]:
+        """Per present source ``(u, trajectory, joint mask)`` in its own (spine) layout, and the aux losses."""
+        out, frames3d, lifted = {}, {}, {}
         for name in self.layouts:
             x = self._get(batch, name)
             if x is None:
                 continue
             if self.is_2d[name]:
-                u, lifted_pose = self._source_2d(name, x)
+                u, lifted_pose, traj, mask = self._source_2d(name, x)
                 if lifted_pose is not None:
                     lifted[name] = lifted_pose
             else:
-                u, frames3d[name] = self._source_3d(name, x)
-            mods[name], _ = self.unifier(u, self.unified_layouts[name])
-        if not mods:
+                u, frames3d[name], traj, mask = self._source_3d(name, x)
+            out[name] = (u, traj, mask)
+        if not out:
             raise DataError(f"the batch holds none of the sources {[l.name for l in self.layouts.values()]} "
                             f"(keys: {list(batch)})")
         aux = {}
@@ -277,10 +321,67 @@ class HeteroProcessor(nn.Module):
             losses = [reconstruction_loss(p, self.unified_layouts[k], frames3d[ref].pose, self.layouts[ref],
                                           match_persons=self.match_persons) for k, p in lifted.items()]
             aux["rec"] = torch.stack(losses).mean()
+        return out, aux
+
+    def _semantic_source(self, present) -> str:
+        return self.semantic_from if self.semantic_from in present else next(iter(present))
+
+    def forward(self, batch: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """``batch`` ``{layout name: (N, M, T, V, C)}`` (other keys ignored) -> ``({modality: (N, M, T, V_u, C_k)},
+        {"rec": L_rec})``; ``rec`` only when a lifted 2D source and a 3D source are both present."""
+        sources, aux = self._sources(batch)
+        mods = {name: self.unifier(u, self.unified_layouts[name])[0] for name, (u, _, _) in sources.items()}
         if self.semantic is not None:
-            src = self.semantic_from if self.semantic_from in mods else next(iter(mods))
-            mods["S"] = self.semantic(mods[src])
+            mods["S"] = self.semantic(mods[self._semantic_source(mods)])
         return mods, aux
+
+    # -- once per clip ---------------------------------------------------------------------
+    per_clip = True  # Pretrainer: process_clip once per step, view per augmented view (module docstring)
+
+    def process_clip(self, batch: Mapping[str, Tensor]) -> tuple[dict, dict[str, Tensor]]:
+        """The per-clip work on the uncropped ``batch`` -> ``(state for view, aux losses)``."""
+        sources, aux = self._sources(batch)
+        state = {"sources": sources}
+        if self.semantic is not None:
+            src = self._semantic_source(sources)
+            u = self.unifier(sources[src][0], self.unified_layouts[src])[0]
+            if self.semantic.mode == "words":
+                codes = motion_words(u, config=self.semantic.config)
+            else:
+                codes = numeric_motion(u, config=self.semantic.config).to(torch.int64) + 1
+            state["codes"] = codes                                             # (N, M, T, V, 3) int64
+            state["frames"] = (u != 0).any(-1).any(-1).to(u.dtype)           # (N, M, T) skeleton present
+        return state, aux
+
+    def view(self, state: dict, start: Tensor, length: Tensor, out_frames: int,
+             needed=None) -> dict[str, Tensor]:
+        """One view from ``process_clip``'s state: frames ``[start, start + length)`` of each clip
+        resized to ``out_frames`` (``crop_resize``), trajectories re-referenced to the view's first
+        valid frame -> ``{modality: (N, M, out_frames, V_u, C_k)}`` for ``needed`` (default: all)."""
+        sources = state["sources"]
+        names = [k for k in sources if needed is None or k in needed]
+        mods = {}
+        for name in names:
+            u, traj, mask = sources[name]
+            u = crop_resize(u, start, length, out_frames)
+            if traj is not None:
+                D, P = traj
+                m = crop_resize(mask.to(u.dtype), start, length, out_frames) > 0        # (N, M, T', V)
+                D = crop_resize(D, start, length, out_frames)                           # (N, M, T', C)
+                first = m.any(-1).flatten(-2).to(torch.uint8).argmax(-1)                # as ``trajectory``
+                ref = D.flatten(-3, -2).gather(-2, first[:, None, None].expand(-1, 1, D.shape[-1]))
+                u = (u - _map(ref[:, None], P)[..., None, :]) * m[..., None]              # (N, M, 1, 3) offset
+            mods[name] = self.unifier(u, self.unified_layouts[name])[0]
+        if "codes" in state and (needed is None or "S" in needed):
+            codes = crop_resize(state["codes"], start, length, out_frames)             # nearest frame
+            valid = crop_resize(state["frames"], start, length, out_frames) > 0
+            dtype = state["frames"].dtype
+            if self.semantic.mode == "words":
+                values = self.semantic.word_values().to(dtype)[codes].flatten(-2)
+            else:
+                values = (codes - 1).to(dtype)
+            mods["S"] = values * valid[..., None, None]
+        return mods
 
     def extra_repr(self) -> str:
         return (f"sources={ {k: l.name for k, l in self.layouts.items()} }, frame={self.frame!r}, "

@@ -2,7 +2,7 @@
 
     >>> cfg = SemanticConfig(threshold=0.01)
     >>> w = motion_words(x, config=cfg)                   # (N, M, T, V, 3) int64 word indices
-    >>> table, source = text_table(vocabulary(cfg))       # (7, 512), e.g. "random-init:ViT-B-32/seed0"
+    >>> table, source = text_table(vocabulary(cfg))       # (7, 256) "wordllama:l2_supercat/256" offline
     >>> enc = SemanticEncoder(table, mode="words")        # -> (N, M, T, V, 3)
 
 Words. Per joint, frame and axis the displacement ``d = x_t - x_{t-1}`` picks a word:
@@ -23,9 +23,12 @@ Text features (``text_table``). The paper encodes the words with CLIP ViT-B/32's
 We encode each word through ``template`` (default ``"{word}"``: the bare word, as the paper
 describes; e.g. ``"a person moves {word}"`` is a config change) and L2-normalise. CLIP weights
 cannot be downloaded on machines without network, so ``text_table`` says where its numbers came
-from (``source``), and callers must record it; the fallback, a seeded *randomly initialised* text
-tower, warns loudly (a ``RandomTextTableWarning``, once per process): its table is NOT CLIP's and
-carries no language knowledge (only a fixed, distinct 512-d code per word).
+from (``source``), and callers must record it. ``source="auto"`` uses CLIP when its weights are on
+the machine, else ``wordllama``'s pretrained 256-d word embedding, which ships inside its PyPI
+wheel (a real language model, offline, origin ``"wordllama:l2_supercat/256"``); it never
+downloads. A seeded *randomly initialised* text tower (``source="random"``, only by name) warns
+loudly (a ``RandomTextTableWarning``, once per process): its table is NOT CLIP's and carries no
+language knowledge (only a fixed, distinct 512-d code per word).
 """
 from __future__ import annotations
 
@@ -207,8 +210,27 @@ def _cache_origin(path: Path) -> str | None:
     return str(obj.get("origin")) if isinstance(obj, dict) else None
 
 
-def _save_cache(path: Path, table: Tensor, origin: str, words, model_name, pretrained, template) -> None:
+_CACHE_KEYS = {"table", "origin", "words", "model_name", "pretrained", "template"}
+
+
+def _is_cache_file(path: Path) -> bool:
+    """Is ``path`` a text-table cache this module wrote (a weights-only dict with its keys)?"""
     from hetskel import io
+    try:
+        obj = io.load_checkpoint(path)
+    except (OSError, ValueError):
+        return False
+    return isinstance(obj, dict) and _CACHE_KEYS <= set(obj)
+
+
+def _save_cache(path: Path, table: Tensor, origin: str, words, model_name, pretrained, template) -> None:
+    """Write the cache file; a file at ``path`` that is not such a cache (a user's file, a folder)
+    is never replaced: ``FileExistsError`` naming it."""
+    from hetskel import io
+    path = Path(path)
+    if (path.exists() or path.is_symlink()) and (path.is_symlink() or not path.is_file() or not _is_cache_file(path)):
+        raise FileExistsError(f"text-table cache {path} exists and is not a hetskel text-table cache; not "
+                              f"replacing it: choose another cache_path / text_cache")
     io.save_checkpoint(path, {"table": table.cpu(), "origin": origin, "words": list(words),
                               "model_name": model_name, "pretrained": pretrained, "template": template})
 
@@ -248,24 +270,94 @@ def _random_tower(words, model_name, seed, template) -> Tensor:
     return _encode(model, open_clip.get_tokenizer(model_name), words, template)
 
 
+#: the ``wordllama`` model shipped inside its PyPI wheel (no download): 256-d word embeddings
+WORDLLAMA_MODEL, WORDLLAMA_DIM = "l2_supercat", 256
+SOURCES = ("auto", "user", "cache", "openclip", "wordllama", "random")
+
+
+def _clip_weights_file(model_name: str, pretrained: str) -> str | None:
+    """The local file of open_clip's ``model_name``/``pretrained`` weights if they are already on this
+    machine (a file path, the Hugging Face cache or ``~/.cache/clip``), else None. No network."""
+    if Path(pretrained).is_file():
+        return str(pretrained)
+    try:
+        import open_clip
+        cfg = open_clip.get_pretrained_cfg(model_name, pretrained) or {}
+    except Exception:
+        return None
+    hub = cfg.get("hf_hub", "")
+    if hub:
+        try:
+            from huggingface_hub import try_to_load_from_cache
+        except ImportError:
+            try_to_load_from_cache = None
+        if try_to_load_from_cache is not None:
+            model_id, filename = os.path.split(hub)
+            for name in ("open_clip_model.safetensors", filename or "open_clip_pytorch_model.bin"):
+                try:
+                    hit = try_to_load_from_cache(model_id, name)
+                except Exception:
+                    hit = None
+                if isinstance(hit, str) and Path(hit).is_file():
+                    return hit
+    url = cfg.get("url", "")
+    if url:
+        f = Path(os.path.expanduser("~/.cache/clip")) / os.path.basename(url)
+        if f.is_file():
+            return str(f)
+    return None
+
+
+def _openclip_local(words, model_name, pretrained, template) -> Tensor | None:
+    """CLIP's table from weights already on this machine (``_clip_weights_file``), or None: never
+    touches the network (``source="auto"`` must not wait for huggingface_hub's retries)."""
+    f = _clip_weights_file(model_name, pretrained)
+    if f is None:
+        return None
+    import open_clip
+    cfg = {} if Path(pretrained).is_file() else (open_clip.get_pretrained_cfg(model_name, pretrained) or {})
+    model, _, _ = open_clip.create_model_and_transforms(model_name, pretrained=f,
+                                                        force_quick_gelu=bool(cfg.get("quick_gelu", False)))
+    return _encode(model, open_clip.get_tokenizer(model_name), words, template)
+
+
+def wordllama_available() -> bool:
+    import importlib.util
+    return importlib.util.find_spec("wordllama") is not None
+
+
+def _wordllama(words, template) -> Tensor:
+    """``wordllama``'s pretrained 256-d embedding of each ``template.format(word=w)``, L2-normalised,
+    loaded from the weights and tokenizer inside the installed package (``disable_download``)."""
+    import wordllama
+    from wordllama import WordLlama
+    wl = WordLlama.load(config=WORDLLAMA_MODEL, cache_dir=Path(wordllama.__file__).parent, dim=WORDLLAMA_DIM,
+                        disable_download=True)
+    f = torch.as_tensor(np.asarray(wl.embed([template.format(word=w) for w in words], norm=False))).float()
+    return f / f.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
 def text_table(words: Sequence[str] = WORDS, source: str = "auto", cache_path=None, table=None,
                model_name: str = "ViT-B-32", pretrained: str = "openai", seed: int = 0,
                template: str = "{word}") -> tuple[Tensor, str]:
-    """Text features of ``words``: ``(table (K, D) float32, source)``; D = 512 for ViT-B-32.
+    """Text features of ``words``: ``(table (K, D) float32, source)``; D = 512 for CLIP ViT-B-32,
+    256 for wordllama.
 
-    ``source="auto"`` tries, in order: the user ``table`` (tensor, array, ``.pt``/``.npy`` path) ->
-    ``"user"``; a cache file made from real weights -> ``"cache:<path>"``; the real open_clip model
-    (``create_model_and_transforms(model_name, pretrained=pretrained)``) -> ``"openclip:<model>/<pretrained>"``,
-    saved to the cache; a cache file made by the fallback -> ``"cache:<path>[random-init:...]"``; the
-    fallback, a text tower randomly initialised after ``torch.manual_seed(seed)`` ->
-    ``"random-init:<model>/seed<seed>"``, with a warning, saved to the cache. A cached random table
-    never shadows real weights. ``source`` may also force one of ``"user"``, ``"cache"``,
-    ``"openclip"``, ``"random"`` (an error if it is unavailable). ``cache_path=None`` keeps the table in
-    memory only. open_clip is imported here, never at module import.
+    ``source="auto"`` tries, in order, never downloading: the user ``table`` (tensor, array,
+    ``.pt``/``.npy`` path) -> ``"user"``; a cache file made from real weights -> ``"cache:<path>"``;
+    CLIP (open_clip ``model_name``/``pretrained``) when its weights are already on this machine ->
+    ``"openclip:<model>/<pretrained>"``, saved to the cache; else ``wordllama``'s pretrained word
+    embedding, shipped inside its wheel -> ``"wordllama:l2_supercat/256"`` (memory only: it loads in
+    a second). ``source`` may also force one of ``"user"``, ``"cache"``, ``"openclip"`` (downloads the
+    weights when huggingface.co is reachable), ``"wordllama"``, ``"random"``: a text tower randomly
+    initialised after ``torch.manual_seed(seed)`` -> ``"random-init:<model>/seed<seed>"``, with a
+    warning, saved to the cache, and only ever used when asked for by name; an error if the named
+    source is unavailable. ``cache_path=None`` keeps the table in memory only. open_clip and
+    wordllama are imported here, never at module import.
     """
     words = tuple(words)
-    if source not in ("auto", "user", "cache", "openclip", "random"):
-        raise ValueError(f"text_table: unknown source {source!r}")
+    if source not in SOURCES:
+        raise ValueError(f"text_table: unknown source {source!r}; choose from {list(SOURCES)}")
     if table is not None and source in ("auto", "user"):
         return _load_user(table, len(words)), "user"
     if source == "user":
@@ -285,18 +377,30 @@ def text_table(words: Sequence[str] = WORDS, source: str = "auto", cache_path=No
         if (origin, *key) in _MEMORY:
             return _MEMORY[(origin, *key)].clone(), origin
         try:
-            t = _openclip(words, model_name, pretrained, template)
-        except Exception as e:  # no network / no weights: fall back below
+            t = _openclip(words, model_name, pretrained, template) if source == "openclip" else \
+                _openclip_local(words, model_name, pretrained, template)
+        except Exception as e:  # no network / broken weights
             if source == "openclip":
                 raise
-            reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-        else:
+            t = None
+            warnings.warn(f"CLIP weights on this machine did not load ({type(e).__name__}: {e}); "
+                          f"using wordllama", stacklevel=2)
+        if t is not None:
             _MEMORY[(origin, *key)] = t
             if path is not None:
                 _save_cache(path, t, origin, words, model_name, pretrained, template)
             return t.clone(), origin
-    else:
-        reason = "source='random' was requested"
+    if source in ("auto", "wordllama"):
+        origin = f"wordllama:{WORDLLAMA_MODEL}/{WORDLLAMA_DIM}"
+        wkey = (origin, template, words)
+        if wkey not in _MEMORY:
+            if not wordllama_available():
+                raise RuntimeError("no word table: CLIP's weights are not on this machine and the 'wordllama' "
+                                   "package is not installed (pip install wordllama; it ships its weights); "
+                                   "text_source='random' gives a meaningless random text tower")
+            _MEMORY[wkey] = _wordllama(words, template)
+        return _MEMORY[wkey].clone(), origin
+    reason = "source='random' was requested"
     origin = f"random-init:{model_name}/seed{seed}"
     if cached is not None and cached[1] == origin:
         _warn_random(origin, f"cache {path}; real weights unavailable: {reason}")

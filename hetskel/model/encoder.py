@@ -10,6 +10,7 @@ and then::
 
     per-modality embedding   Linear -> LayerNorm -> ReLU -> Linear  (to d), temporal and spatial apart
     early fusion             mean over modalities -> bias-free Linear(d, d), temporal and spatial apart
+                             (``EncoderConfig.fusion="paper"``; ``FUSIONS`` lists the alternatives)
     shared encoder           temporal TransformerEncoder (+ sinusoidal positions) and spatial
                              TransformerEncoder, max-pool over tokens, concatenate -> (N, 2d)
     projectors (training)    one per modality, 2d -> proj_dims (Linear-BN-ReLU ..., Linear)
@@ -30,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import torch
 import torch.nn as nn
@@ -38,9 +39,19 @@ import torch.nn as nn
 from hetskel import config as _config
 
 
+#: early-fusion forms (``EncoderConfig.fusion``), each followed by the bias-free Linear(d, d):
+#: ``paper``: the mean of the modality embeddings (UmURL); ``weighted``: a learned softmax weight per
+#: modality and channel (initialised equal: the mean at step 0); ``gated``: input-dependent weights,
+#: a softmax over modalities of a per-modality ``Linear(d, d)`` of each token (zero-initialised: the
+#: mean at step 0), so a modality can dominate the tokens where it is informative and a weak one
+#: need not dilute the strong one.
+FUSIONS = ("paper", "weighted", "gated")
+
+
 @dataclass(frozen=True)
 class EncoderConfig:
-    """Sizes of the encoder. ``proj_dims`` are the projector's layer widths, the last one its output."""
+    """Sizes of the encoder. ``proj_dims`` are the projector's layer widths, the last one its output.
+    ``fusion``: the early-fusion form (``FUSIONS``; ``"paper"`` is UmURL's mean)."""
 
     d_model: int = 1024
     num_frames: int = 64
@@ -51,6 +62,7 @@ class EncoderConfig:
     dropout: float = 0.0
     proj_dims: tuple[int, ...] = (2048, 2048, 4096)
     norm_first: bool = False  # UmURL: PyTorch default post-norm layer
+    fusion: str = "paper"  # one of FUSIONS
 
     def __post_init__(self):
         _config.check_fields(self)  # types: a bool, a string or 64.7 is never a width
@@ -64,6 +76,8 @@ class EncoderConfig:
             raise ValueError(f"EncoderConfig.dropout must be in [0, 1), got {self.dropout!r}")
         if not self.proj_dims or min(self.proj_dims) < 1:
             raise ValueError(f"EncoderConfig.proj_dims must be non-empty positive ints, got {self.proj_dims!r}")
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"EncoderConfig.fusion must be one of {list(FUSIONS)}, got {self.fusion!r}")
 
     @property
     def out_dim(self) -> int:
@@ -156,6 +170,33 @@ class ModalityEmbedding(nn.Module):
         return self.temporal(xt), self.spatial(xs)
 
 
+#: evaluation representations of ``UnifiedEncoder.represent``
+STREAMS = ("fused", "single", "concat")
+
+
+class FusionWeights(nn.Module):
+    """Per-token weights of K modality embeddings ``(K, N, L, d)`` -> ``(K, N, L, d)`` summing to 1
+    over K (``EncoderConfig.fusion`` ``"weighted"`` / ``"gated"``); equal weights (the mean) at init."""
+
+    def __init__(self, modalities: Sequence[str], d: int, kind: str):
+        super().__init__()
+        self.kind = kind
+        if kind == "weighted":
+            self.logits = nn.ParameterDict({k: nn.Parameter(torch.zeros(d)) for k in modalities})
+        else:
+            self.gates = nn.ModuleDict({k: nn.Linear(d, d) for k in modalities})
+            for g in self.gates.values():
+                nn.init.zeros_(g.weight)
+                nn.init.zeros_(g.bias)
+
+    def forward(self, names: Sequence[str], e: torch.Tensor) -> torch.Tensor:
+        if self.kind == "weighted":
+            logits = torch.stack([self.logits[k] for k in names])[:, None, None, :].expand_as(e)
+        else:
+            logits = torch.stack([self.gates[k](x) for k, x in zip(names, e)])
+        return torch.softmax(logits, dim=0)
+
+
 class UnifiedEncoder(nn.Module):
     """Per-modality embeddings, early fusion, one shared spatio-temporal transformer, projectors.
 
@@ -186,6 +227,9 @@ class UnifiedEncoder(nn.Module):
         self.temporal = _transformer(cfg)
         self.spatial = _transformer(cfg)
         self.projectors = nn.ModuleDict({k: _projector(cfg.out_dim, cfg.proj_dims) for k in self.modality_channels})
+        if cfg.fusion != "paper":  # created last and only then: "paper" keeps its exact initial weights
+            self.fusion_t = FusionWeights(self.modalities, d, cfg.fusion)
+            self.fusion_s = FusionWeights(self.modalities, d, cfg.fusion)
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -215,10 +259,20 @@ class UnifiedEncoder(nn.Module):
         x = self._check(k, x)  # first: a clear error for an unknown modality
         return self.embed[k](x)
 
-    def fuse(self, embeddings: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Early fusion: mean over modalities, then the bias-free linear maps."""
-        t = torch.stack([e[0] for e in embeddings]).mean(0)
-        s = torch.stack([e[1] for e in embeddings]).mean(0)
+    def fuse(self, embeddings: list[tuple[torch.Tensor, torch.Tensor]], names: Sequence[str] | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Early fusion: mean over modalities (``fusion="paper"``; weighted for the other forms), then
+        the bias-free linear maps. ``names``: the modality of each embedding (default: all of the
+        encoder's, in order; needed by the learned forms when a subset is fused)."""
+        t = torch.stack([e[0] for e in embeddings])
+        s = torch.stack([e[1] for e in embeddings])
+        if self.config.fusion == "paper":
+            return self.fuse_t(t.mean(0)), self.fuse_s(s.mean(0))
+        names = tuple(self.modalities if names is None else names)
+        if len(names) != len(embeddings):
+            raise ValueError(f"fuse: {len(embeddings)} embeddings but modality names {names}; pass names=")
+        t = (self.fusion_t(names, t) * t).sum(0)
+        s = (self.fusion_s(names, s) * s).sum(0)
         return self.fuse_t(t), self.fuse_s(s)
 
     def encode_tokens(self, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
@@ -239,7 +293,7 @@ class UnifiedEncoder(nn.Module):
         """The early-fused stream over the modalities present in ``inputs``: ``(N, 2d)``."""
         if not inputs:
             raise ValueError("encode_fused needs at least one modality")
-        return self.encode_tokens(*self.fuse([self.embed_modality(k, x) for k, x in inputs.items()]))
+        return self.encode_tokens(*self.fuse([self.embed_modality(k, x) for k, x in inputs.items()], list(inputs)))
 
     def forward(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """``{"fused": (N, 2d), "single/<k>": (N, 2d) for every k in inputs}``, all from these inputs.
@@ -249,7 +303,7 @@ class UnifiedEncoder(nn.Module):
         emb = {k: self.embed_modality(k, x) for k, x in inputs.items()}
         if not emb:
             raise ValueError("UnifiedEncoder.forward needs at least one modality")
-        ft, fs = self.fuse(list(emb.values()))
+        ft, fs = self.fuse(list(emb.values()), list(emb))
         t = torch.cat([ft] + [e[0] for e in emb.values()])
         s = torch.cat([fs] + [e[1] for e in emb.values()])
         y = self.encode_tokens(t, s).chunk(len(emb) + 1)
@@ -261,15 +315,25 @@ class UnifiedEncoder(nn.Module):
         ``stream="fused"`` (default, UmURL's downstream path): the fused stream over the modalities
         given; with one modality the fusion mean is that modality's embedding alone.
         ``stream="single"``: the single-stream path of exactly one modality (no fusion layer).
+        ``stream="concat"``: ``(N, (1 + K) * 2d)``, the fused stream followed by every modality's
+        single stream (in ``inputs`` order), so what only one modality carries survives the fusion.
         """
         if stream == "fused":
             return self.encode_fused(inputs)
+        if stream == "concat":
+            y = self.forward(inputs)
+            return torch.cat([y["fused"], *(y[f"single/{k}"] for k in inputs)], dim=1)
         if stream == "single":
             if len(inputs) != 1:
                 raise ValueError(f"stream='single' needs exactly one modality, got {list(inputs)}")
             (k, x), = inputs.items()
             return self.encode_single(k, x)
-        raise ValueError(f"stream must be 'fused' or 'single', got {stream!r}")
+        raise ValueError(f"stream must be one of {list(STREAMS)}, got {stream!r}")
+
+    def feature_dim(self, stream: str = "fused", num_modalities: int | None = None) -> int:
+        """Width of ``represent(..., stream)``: 2d, or (1 + K) * 2d for ``"concat"``."""
+        k = len(self.modalities) if num_modalities is None else int(num_modalities)
+        return self.out_dim * (1 + k) if stream == "concat" else self.out_dim
 
     def project(self, k: str, y: torch.Tensor) -> torch.Tensor:
         """Projector of modality ``k``: ``(N, 2d)`` -> ``(N, proj_dims[-1])``."""

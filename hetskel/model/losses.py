@@ -97,3 +97,25 @@ def umurl_loss(z_single: Mapping[str, torch.Tensor], z_fused: Mapping[str, torch
     inter = inter_loss(z_single)
     vc = sum(vc_reg(z) for z in (*z_single.values(), *z_fused.values()))
     return {"loss": lambda_ * (intra + inter) + vc, "intra": intra, "inter": inter, "vc": vc}
+
+
+def intra_view_loss(z_a: Mapping[str, torch.Tensor], z_b: Mapping[str, torch.Tensor], lambda_: float = 5.0,
+                    gather: bool = True) -> torch.Tensor:
+    """Within-modality VICReg term (``Pretrainer(objective="umurl+intra_view")``): two augmented
+    views of the same modality made to agree, each kept spread out and decorrelated::
+
+        sum_k lambda_ * MSE(z_a[k], z_b[k]) + vc_reg(z_a[k]) + vc_reg(z_b[k])
+
+    ``z_a[k]``, ``z_b[k]``: ``(N, D)`` projections of modality k's single stream on two views (its own
+    projector head, not UmURL's ``P_k``, so the cross-modal terms do not constrain it). Unlike
+    ``intra``/``inter``, nothing here asks modality k to agree with another modality: it rewards what
+    k alone carries."""
+    if set(z_a) != set(z_b) or not z_a:
+        raise ValueError(f"intra_view_loss: keys {sorted(z_a)} and {sorted(z_b)} must be equal and non-empty")
+    total = 0.0
+    for k in z_a:
+        a, b = z_a[k], z_b[k]
+        if gather:
+            a, b = dist.all_gather_with_grad(a), dist.all_gather_with_grad(b)
+        total = total + lambda_ * F.mse_loss(a.float(), b.float()) + vc_reg(a) + vc_reg(b)
+    return total

@@ -27,9 +27,22 @@ and the fused stream sees view K+1, all K modalities of it. Where the augmentati
   ``L_rec``. ``spatial_stage="raw"`` augments the raw sources instead (each its own draw), which is
   UmURL exactly for ``ClassicModalities`` (motion and bones of a corrupted skeleton).
 
+Processing once per clip (``process="auto"``, the default, with a processor that has ``per_clip``
+set, e.g. ``HeteroProcessor``): the processor runs once per step on the uncropped batch
+(``processor.process_clip(batch) -> (state, aux)``), and each view crops the processed clip
+(``processor.view(state, start, length, T, needed)``) with the crop it would have applied to the raw
+sources (same generator draws, same order). The lifter and the motion words then cost one pass per
+clip instead of K+1; the temporal crop is linear interpolation, so this is exact for everything
+linear in the frames and differs where the processor is not (the lifter's MLP, the clip-level torso
+scale and camera fit, the words' frame rate): ``hetskel.hetero.pipeline`` lists the differences.
+With the spatial augmentation on the modalities (the default) nothing random happens before the
+processor except the crop, so processing once is the same model up to those listed points; with
+``spatial_stage="raw"`` (a random transform of the 2D input before the lifter, which does not
+commute with it) or ``shared_crop=False``, ``"auto"`` processes each view (``process="view"``).
+
 Total loss: ``lambda * (intra + inter) + vc + sum_a w_a * aux_a`` (the paper's
 ``L = lambda (L_intra + L_inter) + L_reg + L_rec``; aux losses are averaged over the K+1 processor
-calls, ``aux_weights`` default 1). With one modality, ``inter`` is 0 and ``intra`` is a two-view
+calls, ``aux_weights`` default 1; once per clip there is one call). With one modality, ``inter`` is 0 and ``intra`` is a two-view
 invariance between the single and the fused stream (see ``losses``), UmURL's formula at K = 1.
 
 Multi-GPU: wrap in DDP as usual; the loss all-gathers the projected features itself. UmURL also
@@ -51,16 +64,22 @@ from hetskel.model.augment import (
     bone,
     crop_batch,
     motion,
+    sample_crop,
     sample_spatial,
     skeleton_keys,
     spatial_augment,
     valid_lengths,
 )
-from hetskel.model.encoder import UnifiedEncoder
-from hetskel.model.losses import umurl_loss
+from hetskel.model.encoder import UnifiedEncoder, _projector
+from hetskel.model.losses import intra_view_loss, umurl_loss
 from hetskel.train import dist
 
 Tensor = torch.Tensor
+
+#: ``Pretrainer(objective=...)``: ``"umurl"`` (the paper's terms only) or ``"umurl+intra_view"`` (plus
+#: ``intra_view_weight * losses.intra_view_loss``: a second augmented view of every modality, its
+#: single stream made to agree with the first through a per-modality head, VICReg-style)
+OBJECTIVES = ("umurl", "umurl+intra_view")
 
 
 class ClassicModalities(nn.Module):
@@ -95,12 +114,20 @@ class Pretrainer(nn.Module):
     aux_weights: ``{aux name: weight}`` for the processor's losses (missing names weigh 1).
     seed:        seeds the augmentation generator (offset by the DDP rank so ranks differ).
     gather:      all-gather projected features across DDP ranks for the loss (UmURL).
+    objective:   ``OBJECTIVES``: ``"umurl"`` (default) or ``"umurl+intra_view"`` (within-modality
+                 term, weight ``intra_view_weight``, logged as ``intra_view``; K more views per step,
+                 each processed on its own).
+    modality_dropout: probability that each modality is left out of the fused stream in a training
+                 step (one draw per modality and batch, at least one kept); 0 (default): never.
+    process:     ``"auto"`` | ``"clip"`` | ``"view"``: process once per clip or once per view (module doc).
     """
 
     def __init__(self, encoder: UnifiedEncoder, modalities: Sequence[str] = ("J", "C", "S"),
                  processor: nn.Module | None = None, lambda_: float = 5.0,
                  augment: AugmentConfig | None = None, spatial_stage: str = "modalities",
-                 aux_weights: Mapping[str, float] | None = None, seed: int = 0, gather: bool = True):
+                 aux_weights: Mapping[str, float] | None = None, seed: int = 0, gather: bool = True,
+                 objective: str = "umurl", intra_view_weight: float = 1.0, modality_dropout: float = 0.0,
+                 process: str = "auto"):
         super().__init__()
         modalities = tuple(modalities)
         if not modalities or len(set(modalities)) != len(modalities):
@@ -110,6 +137,8 @@ class Pretrainer(nn.Module):
             raise ValueError(f"modalities {unknown} are not in the encoder; it has {list(encoder.modality_channels)}")
         if spatial_stage not in ("modalities", "raw"):
             raise ValueError(f"spatial_stage must be 'modalities' or 'raw', got {spatial_stage!r}")
+        if process not in ("auto", "clip", "view"):
+            raise ValueError(f"process must be 'auto', 'clip' or 'view', got {process!r}")
         self.encoder = encoder
         self.processor = processor
         self.modalities = modalities
@@ -120,6 +149,26 @@ class Pretrainer(nn.Module):
         self.seed = int(seed)
         self.gather = gather
         self._generator: torch.Generator | None = None
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {list(OBJECTIVES)}, got {objective!r}")
+        if not 0.0 <= float(modality_dropout) < 1.0:
+            raise ValueError(f"modality_dropout must be in [0, 1), got {modality_dropout!r}")
+        self.objective, self.intra_view_weight = objective, float(intra_view_weight)
+        self.modality_dropout = float(modality_dropout)
+        if objective == "umurl+intra_view":  # created only then: "umurl" keeps its exact modules
+            self.view_projectors = nn.ModuleDict({k: _projector(encoder.config.out_dim, encoder.config.proj_dims)
+                                                  for k in modalities})
+        self.process_mode = process
+        if process == "clip" and not self.per_clip:
+            raise ValueError("process='clip' needs a processor with per_clip (process_clip/view), shared_crop "
+                             "and spatial_stage='modalities'")
+
+    @property
+    def per_clip(self) -> bool:
+        """Whether a step processes each clip once (``process_clip``) rather than each view."""
+        ok = (self.processor is not None and getattr(self.processor, "per_clip", False)
+              and self.augment.shared_crop and self.spatial_stage == "modalities")
+        return ok and self.process_mode != "view"
 
     # -- helpers ---------------------------------------------------------------------------
     def generator(self, device) -> torch.Generator:
@@ -182,12 +231,37 @@ class Pretrainer(nn.Module):
                 if raw[k].dim() == 5 and raw[k].is_floating_point():
                     raw[k] = spatial_augment(raw[k], self.augment, g)
         mods, aux = self.process(raw, needed)
-        if self.augment.spatial and self.spatial_stage == "modalities":
-            ref = mods[needed[0]]
-            params = sample_spatial(ref.shape[0], ref.shape[3], self.augment, g, ref.device,
-                                    channels=max(3, *(m.shape[-1] for m in mods.values())))
-            mods = {k: apply_spatial(m, params) for k, m in mods.items()}
-        return mods, aux
+        return self._spatial(mods, g, needed), aux
+
+    def _spatial(self, mods: dict, g: torch.Generator, needed: Sequence[str]) -> dict:
+        if not (self.augment.spatial and self.spatial_stage == "modalities"):
+            return mods
+        ref = mods[needed[0]]
+        params = sample_spatial(ref.shape[0], ref.shape[3], self.augment, g, ref.device,
+                                channels=max(3, *(m.shape[-1] for m in mods.values())))
+        return {k: apply_spatial(m, params) for k, m in mods.items()}
+
+    def _clip_views(self, batch: dict, g: torch.Generator, valid: Tensor) -> tuple[list[dict], list[dict]]:
+        """The K+1 views from one ``process_clip`` call: the crops ``crop_batch`` would draw (same
+        generator order: crop, then spatial, per view), applied to the processed clip."""
+        T = self.encoder.config.num_frames
+        state, aux = self.processor.process_clip(batch)
+        original = batch.get(self.augment.length_key)
+        if original is not None:
+            original = torch.as_tensor(original, device=valid.device).reshape(-1)
+            if original.shape != valid.shape:
+                raise ValueError(f"batch[{self.augment.length_key!r}] has shape {tuple(original.shape)}, "
+                                 f"expected ({valid.shape[0]},)")
+        views = []
+        for needed in [(k,) for k in self.modalities] + [self.modalities]:
+            start, length = sample_crop(valid, self.augment, g, original)
+            mods = self.processor.view(state, start, length, T, needed)
+            missing = [k for k in needed if not isinstance(mods.get(k), torch.Tensor)]
+            if missing:
+                raise DataError(f"modalities {missing} are missing from the processor's output (it has {list(mods)})",
+                                field=missing[0])
+            views.append(self._spatial({k: mods[k] for k in needed}, g, needed))
+        return views, [dict(aux)]
 
     # -- training --------------------------------------------------------------------------
     def forward(self, batch: Mapping[str, object], generator: torch.Generator | None = None) -> dict[str, Tensor]:
@@ -205,22 +279,28 @@ class Pretrainer(nn.Module):
         valid = valid_lengths(batch)
 
         # K single-stream views (modality k only) and one fused view (all modalities)
-        views, auxes = [], []
-        for k in self.modalities:
-            mods, aux = self._view(batch, g, (k,), valid)
-            views.append(mods)
-            auxes.append(aux)
-        fused_view, aux = self._view(batch, g, self.modalities, valid)
-        auxes.append(aux)
+        if self.per_clip:
+            views, auxes = self._clip_views(batch, g, valid)
+        else:
+            views, auxes = [], []
+            for needed in [(k,) for k in self.modalities] + [self.modalities]:
+                mods, aux = self._view(batch, g, needed, valid)
+                views.append(mods)
+                auxes.append(aux)
+        views, fused_view = views[:K], views[K]
 
         singles = [enc.embed_modality(k, v[k]) for k, v in zip(self.modalities, views)]
-        ft, fs = enc.fuse([enc.embed_modality(k, fused_view[k]) for k in self.modalities])
+        fused = self._fused_modalities(g)
+        ft, fs = enc.fuse([enc.embed_modality(k, fused_view[k]) for k in fused], fused)
         # one transformer call for all K+1 streams (no batch statistics inside, so identical)
         y = enc.encode_tokens(torch.cat([e[0] for e in singles] + [ft]),
                               torch.cat([e[1] for e in singles] + [fs])).chunk(K + 1)
         z_single = {k: enc.project(k, y[i]) for i, k in enumerate(self.modalities)}
         z_fused = {k: enc.project(k, y[K]) for k in self.modalities}
         out = umurl_loss(z_single, z_fused, self.lambda_, gather=self.gather)
+        if self.objective == "umurl+intra_view":
+            out["intra_view"] = self._intra_view(batch, g, valid, y[:K])
+            out["loss"] = out["loss"] + self.intra_view_weight * out["intra_view"]
 
         total = out["loss"]
         for name in sorted({a for aux in auxes for a in aux}):
@@ -230,6 +310,26 @@ class Pretrainer(nn.Module):
             out[name] = value
         logs = {k: v.detach() for k, v in out.items() if k != "loss"}
         return {"loss": total, **logs}
+
+    def _fused_modalities(self, g: torch.Generator) -> tuple[str, ...]:
+        """The modalities fused in this step: all, or (``modality_dropout`` > 0, training) each
+        dropped with that probability, at least one kept. No random draw when the option is off."""
+        if self.modality_dropout <= 0 or not self.training or len(self.modalities) < 2:
+            return self.modalities
+        keep = torch.rand(len(self.modalities), generator=g, device=g.device) >= self.modality_dropout
+        if not bool(keep.any()):
+            keep[torch.randint(len(self.modalities), (1,), generator=g, device=g.device)] = True
+        return tuple(k for k, on in zip(self.modalities, keep.tolist()) if on)
+
+    def _intra_view(self, batch: dict, g: torch.Generator, valid: Tensor, y_first: Sequence[Tensor]) -> Tensor:
+        """``losses.intra_view_loss`` between each modality's single stream on its view (``y_first``,
+        in ``modalities`` order) and on a second, independently augmented view of the same clip."""
+        enc = self.encoder
+        second = [enc.embed_modality(k, self._view(batch, g, (k,), valid)[0][k]) for k in self.modalities]
+        y2 = enc.encode_tokens(torch.cat([e[0] for e in second]), torch.cat([e[1] for e in second]))
+        za = {k: self.view_projectors[k](y) for k, y in zip(self.modalities, y_first)}
+        zb = {k: self.view_projectors[k](y) for k, y in zip(self.modalities, y2.chunk(len(self.modalities)))}
+        return intra_view_loss(za, zb, self.lambda_, gather=self.gather)
 
     # -- evaluation ------------------------------------------------------------------------
     def represent(self, batch: Mapping[str, object], stream: str = "fused") -> Tensor:

@@ -130,7 +130,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", help="output folder (default runs/demo/<time>)")
     ap.add_argument("--progress", action="store_true")
     args = ap.parse_args(argv)
-    records = run_demo(smoke=args.smoke, only=args.only, out=args.out, progress=args.progress)
+    from hetskel.io import error_message, quiet_broken_pipe
+    try:
+        records = run_demo(smoke=args.smoke, only=args.only, out=args.out, progress=args.progress)
+        sys.stdout.flush()
+    except BrokenPipeError as e:
+        quiet_broken_pipe()
+        print(f"error: {error_message(e)}", file=sys.stderr)
+        return 2
+    except (ValueError, OSError) as e:  # a bad --out (a file, under a file, not writable), disk full
+        print(f"error: {error_message(e)}", file=sys.stderr)
+        return 2
     return 0 if records and all(r.status == "ok" for r in records) else 1
 
 

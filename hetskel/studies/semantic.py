@@ -14,9 +14,9 @@ Skeletons enter the words the way ``HeteroProcessor`` feeds its ``S`` modality: 
 frame and a walking body still moves. SynHet is in Kinect camera space, so the words use
 ``SemanticConfig``'s default ``"camera"`` axes (x right/left, y up/down, z back/front).
 
-What ``train_reducer`` trains. The paper's reducer maps each word's frozen 512-d text feature to
-one scalar (a ``Linear(512, 1)``); alone it has no loss, so we give it a small task: classify
-SynHet clips from ``S`` only. A tiny classifier (per-frame linear layer over the joints, one
+What ``train_reducer`` trains. The paper's reducer maps each word's frozen text feature (512-d for
+CLIP, 256-d for wordllama) to one scalar (a ``Linear(D, 1)``); alone it has no loss, so we give it a
+small task: classify SynHet clips from ``S`` only. A tiny classifier (per-frame linear layer over the joints, one
 temporal convolution, max over time and persons) and the reducer are trained together for a few
 hundred steps; the same classifier is trained on the numeric ablation (``sign(d)``) for comparison.
 The reducer's outputs, one scalar per word, are what the figures show before and after.
@@ -156,6 +156,9 @@ def source_banner(source: str) -> str:
                 f"pass cache_path to a table made with real weights for the paper's setting.")
     if source.startswith("openclip:"):
         return f"TEXT TABLE SOURCE: {source}\n  -> real CLIP text features (frozen), as in the paper."
+    if source.startswith("wordllama:"):
+        return (f"TEXT TABLE SOURCE: {source}\n  -> wordllama's pretrained word embedding (frozen, 256-d, shipped "
+                f"with the package): a real language model, not CLIP (CLIP's weights are not on this machine).")
     return f"TEXT TABLE SOURCE: {source}\n  -> a table supplied by the user or a cache file; check its origin."
 
 
@@ -169,6 +172,8 @@ def short_source(source: str) -> str:
     """A figure-title version of ``source`` that cannot be mistaken for CLIP when it is not."""
     if "random-init" in source:
         return "NOT CLIP: random-init text tower"
+    if source.startswith("wordllama:"):
+        return f"wordllama ({source.split(':', 1)[1]})"
     return f"CLIP ({source})" if is_clip(source) else f"user table, origin unknown ({source})"
 
 

@@ -84,14 +84,17 @@ class TrainConfig:
             (self.log_every >= 1, "log_every must be >= 1"),
             (self.max_steps is None or self.max_steps >= 1, "max_steps must be >= 1 or None"),
         ]
+        checks.append((self.momentum <= 1, "momentum must be in [0, 1] (sgd)"))
         bad = [msg for ok, msg in checks if not ok]
         if bad:
             raise ValueError("invalid TrainConfig: " + "; ".join(bad))
+        _config.check_range("TrainConfig", "seed", self.seed, 0, _config.SEED_MAX)
         if self.device != "auto":
             try:
-                torch.device(self.device)
+                dev = torch.device(self.device)
             except (RuntimeError, TypeError):
                 raise ValueError(f"invalid TrainConfig: device {self.device!r} is not 'auto' or a torch device") from None
+            _check_device_exists(dev)
 
     @classmethod
     def field_names(cls) -> list[str]:
@@ -116,6 +119,17 @@ class TrainConfig:
         if self.amp == "auto":
             return torch.bfloat16 if device.type == "cuda" else None
         return {"bf16": torch.bfloat16, "fp16": torch.float16, "off": None}[self.amp]
+
+
+def _check_device_exists(dev: torch.device) -> None:
+    """``cuda:99`` on a machine with 1 GPU (or none) fails here, naming the field, not at the first
+    ``.to(device)`` deep in training. Only CUDA indices are checked (other backends: at use)."""
+    if dev.type != "cuda" or dev.index is None:
+        return
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if dev.index >= count:
+        have = f"{count} CUDA device(s) (cuda:0..cuda:{count - 1})" if count else "no CUDA device"
+        raise ValueError(f"invalid TrainConfig: device {str(dev)!r} does not exist; this machine has {have}")
 
 
 # --------------------------------------------------------------------------- optimizer and lr schedule

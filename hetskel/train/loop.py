@@ -157,7 +157,7 @@ def train(objective: nn.Module, dataset, config: TrainConfig | Mapping, run_dir=
         state = read_checkpoint(ckpt_path, stateful, generators, device, cfg.seed)
         epoch, step_in_epoch, global_step = state["epoch"], state["step_in_epoch"], state["global_step"]
         elapsed_before, epoch_sums = state["elapsed"], state.get("epoch_sums")
-        if dist.is_main():
+        if dist.is_main() and global_step < total_steps:  # a finished run rerun: nothing resumes, no event
             truncate_metrics(metrics_path, epoch, global_step)
             append_jsonl(metrics_path, {"event": "resumed", "epoch": epoch, "global_step": global_step,
                                         "checkpoint": str(ckpt_path), "world_size": world})
@@ -379,8 +379,11 @@ def main(argv: list[str] | None = None) -> int:
         result = train(objective, dataset, cfg, run_dir=args.run_dir or spec.get("run_dir"),
                        resume=not args.no_resume, overwrite=args.overwrite, extra_config=extra,
                        name=spec.get("name", "train"))
-    except (ValueError, TypeError, RunDirExists, NonFiniteLossError, FileNotFoundError) as e:
-        print(f"hetskel.train: error: {e}", file=sys.stderr)
+    except (ValueError, TypeError, RunDirExists, NonFiniteLossError, OSError) as e:
+        # one short escaped line (OSError: disk full, permission, a path under a file; the atomic
+        # writes have removed their temporaries); exit 1, as torchrun reports a failed rank
+        from hetskel.io import error_message
+        print(f"hetskel.train: error: {error_message(e)}", file=sys.stderr)
         dist.cleanup()
         return 1
     if dist.is_main():

@@ -26,6 +26,7 @@ from torch import nn
 
 from hetskel.io import (
     RunDirExists,
+    check_replaceable,
     load_checkpoint,
     load_json,
     make_run_dir,
@@ -205,14 +206,16 @@ def _prepare_run_dir(run_dir, run_config: dict, resume: bool, overwrite: bool, n
     if run_dir:
         p = _resolve(run_dir)
         if overwrite and p.exists():
+            check_replaceable(p)  # overwrite clears only a folder hetskel made, never a user's own
             remove_torn_temporaries(p)
             for f in list(p.glob("epoch_*.pt")) + [p / n for n in _OWN_FILES]:
                 f.unlink(missing_ok=True)
         elif (p / "config.json").is_file():
             diff = _config_diff(load_json(p / "config.json"), run_config)
             if diff:
-                raise RunDirExists(f"run folder {p} holds a different run ({'; '.join(diff[:6])}); choose "
-                                   f"a new run_dir or pass overwrite=True to replace it")
+                # the advice first: a shortened one-line error keeps it, and loses only the diff's tail
+                raise RunDirExists(f"run folder {p} holds a different run; choose a new run_dir or pass "
+                                   f"overwrite=True to replace it. Differences: {'; '.join(diff[:6])}")
             if not resume:
                 raise RunDirExists(f"run folder {p} already holds this run; pass resume=True to continue it "
                                    f"or overwrite=True to start it again")

@@ -378,3 +378,20 @@ def from_dict(cls: type[C], d: Mapping, name: str | None = None) -> C:
         raise TypeError(f"{name}.from_dict expects a dict, got {type(d).__name__}")
     check_keys(cls, d, name)
     return cls(**d)
+
+
+def parse_assignments(items: Iterable[str]) -> dict:
+    """Command-line ``FIELD=VALUE`` words -> ``{field: value}``, each value read as JSON where it parses
+    (``epochs=8``, ``encoder={"fusion": "gated"}``, ``flag=true``), else kept as the string."""
+    import json
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"expected FIELD=VALUE, got {item!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out

@@ -476,6 +476,13 @@ def layout_from_dict(d: Mapping, name: str | None = None, new_joints: bool = Tru
     parents = d.get("parents")
     if not isinstance(parents, (list, tuple)):
         raise LayoutError(f"layout {name!r}: give 'parents' (a list, one per joint) or 'bones' ({{child: parent}})")
+    if len(parents) != len(joints):
+        raise LayoutError(f"layout {name!r}: {len(joints)} joints but {len(parents)} parents")
+    return Layout(name, tuple(joints), parent_indices(name, joints, parents), dims, desc)
+
+
+def parent_indices(name: str, joints: Sequence[str], parents: Sequence) -> tuple[int, ...]:
+    """Each joint's parent as an index (-1 for a root) from parents given as indices, joint names or None."""
     idx = {j: i for i, j in enumerate(joints)}
     out = []
     for j, p in zip(joints, parents):
@@ -487,9 +494,7 @@ def layout_from_dict(d: Mapping, name: str | None = None, new_joints: bool = Tru
             out.append(idx[p])
         else:
             out.append(int(p))
-    if len(parents) != len(joints):
-        raise LayoutError(f"layout {name!r}: {len(joints)} joints but {len(parents)} parents")
-    return Layout(name, tuple(joints), tuple(out), dims, desc)
+    return tuple(out)
 
 
 def same_layout(a: "str | Layout", b: "str | Layout") -> bool:

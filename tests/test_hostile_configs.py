@@ -602,12 +602,12 @@ BASE = {"builder": "hostile_tiny", "train": {"epochs": 1, "batch_size": 4, "devi
 def test_train_cli_bad_run_descriptions(spec_file, tmp_path, capsys, spec, extra, match):
     rc = train_main(["--config", str(spec_file(spec)), "--run-dir", str(tmp_path / "run"), *extra])
     err = capsys.readouterr().err
-    assert rc == 1 and err.startswith("hetskel.train: error: ")
+    assert rc == 2 and err.startswith("hetskel.train: error: ")
     assert re.search(match, err), err
 
 
 def test_train_cli_missing_config_file(tmp_path, capsys):
-    assert train_main(["--config", str(tmp_path / "absent.json")]) == 1
+    assert train_main(["--config", str(tmp_path / "absent.json")]) == 2
     assert "absent.json" in capsys.readouterr().err
 
 
@@ -617,16 +617,16 @@ def test_train_cli_missing_config_file(tmp_path, capsys):
 ])
 def test_train_cli_config_that_is_not_an_object_names_the_file(spec_file, capsys, text, match):
     path = spec_file(text, raw=True)
-    assert train_main(["--config", str(path)]) == 1
+    assert train_main(["--config", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"hetskel.train: error: {path}: ") and match in err and len(err.splitlines()) == 1
 
 
 def test_train_cli_config_that_is_a_folder_or_binary(tmp_path, capsys):
-    assert train_main(["--config", str(tmp_path)]) == 1
+    assert train_main(["--config", str(tmp_path)]) == 2
     assert str(tmp_path) in capsys.readouterr().err
     (tmp_path / "bin.json").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
-    assert train_main(["--config", str(tmp_path / "bin.json")]) == 1
+    assert train_main(["--config", str(tmp_path / "bin.json")]) == 2
     assert "not a text file" in capsys.readouterr().err
 
 
@@ -636,7 +636,7 @@ register_builder("hostile_triple", lambda: (_TinyObjective(), _TinyData(), None)
 @pytest.mark.parametrize("builder,got", [("hostile_not_a_pair", "got a _TinyObjective"),
                                          ("hostile_triple", "got a 3-tuple")])
 def test_train_cli_builder_returning_the_wrong_thing(spec_file, capsys, builder, got):
-    assert train_main(["--config", str(spec_file({**BASE, "builder": builder}))]) == 1
+    assert train_main(["--config", str(spec_file({**BASE, "builder": builder}))]) == 2
     err = capsys.readouterr().err
     assert f"builder {builder!r} must return (objective, dataset), {got}" in err
 
@@ -646,5 +646,5 @@ def test_train_cli_subprocess_prints_one_line_without_traceback(tmp_path):
     r = subprocess.run([sys.executable, "-m", "hetskel.train", "--config", str(tmp_path / "run.json"),
                         "--set", "train.epochs=0"], capture_output=True, text=True, timeout=120, cwd=ROOT,
                        env={**os.environ, "PYTHONWARNINGS": "ignore"}, check=False)
-    assert r.returncode == 1 and "Traceback" not in r.stderr + r.stdout
+    assert r.returncode == 2 and "Traceback" not in r.stderr + r.stdout
     assert r.stderr.strip().splitlines() == ["hetskel.train: error: invalid TrainConfig: epochs must be >= 1"]

@@ -14,7 +14,13 @@ import pytest
 import torch
 
 from hetskel import io as hio
-from hetskel.io import KIT_MARKER, RunDirExists, check_replaceable, error_message, make_run_dir
+from hetskel.io import (
+    KIT_MARKER,
+    RunDirExists,
+    check_replaceable,
+    error_message,
+    make_run_dir,
+)
 from hetskel.runs.grid import (
     SET_UNDER_SMOKE,
     GridResult,

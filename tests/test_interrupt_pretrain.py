@@ -232,12 +232,12 @@ def test_only_the_kits_own_temporary_files_are_removed(tmp_path):
 def test_a_different_run_in_the_same_folder_is_refused(work, reference, capsys):
     before = (reference / "latest.pt").read_bytes(), (reference / "metrics.jsonl").read_text()
     other = write_config(work, reference, "other.json", seed=4)     # another seed: another run
-    assert run_main(["--config", str(other)]) == 1
+    assert run_main(["--config", str(other)]) == 2               # a user error: exit 2
     err = capsys.readouterr().err
     assert err.startswith("hetskel.train: error: run folder") and "holds a different run" in err
     assert "overwrite" in err and "Traceback" not in err
     same = work / "ref.json"
-    assert run_main(["--config", str(same), "--no-resume"]) == 1
+    assert run_main(["--config", str(same), "--no-resume"]) == 2
     assert "already holds this run" in capsys.readouterr().err
     assert ((reference / "latest.pt").read_bytes(), (reference / "metrics.jsonl").read_text()) == before
     assert run_main(["--config", str(same)]) == 0                  # same run, finished: nothing to do

@@ -5,7 +5,14 @@ import pytest
 
 import hetskel
 from hetskel.data.errors import DataError
-from hetskel.data.raw import read_csv, read_joint_rows, read_mat, read_npy, read_skeleton_file, to_mtvc
+from hetskel.data.raw import (
+    read_csv,
+    read_joint_rows,
+    read_mat,
+    read_npy,
+    read_skeleton_file,
+    to_mtvc,
+)
 
 T, V = 4, 20  # kinect20_msr: 20 joints, 3D
 

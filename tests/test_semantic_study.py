@@ -7,7 +7,12 @@ from notebook_checks import assert_notebook_conventions
 
 from hetskel.data import synhet
 from hetskel.hetero.lifter import pose_frame
-from hetskel.hetero.semantic import SemanticConfig, SemanticEncoder, motion_words, vocabulary
+from hetskel.hetero.semantic import (
+    SemanticConfig,
+    SemanticEncoder,
+    motion_words,
+    vocabulary,
+)
 from hetskel.studies import semantic as sem
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is fastest (conftest)

@@ -271,7 +271,7 @@ def test_cli_help_and_config(tmp_path, capsys):
     assert read_run(tmp_path / "cli").config["extra"]["builder_args"] == {"n": 24}
 
     (tmp_path / "bad.json").write_text(json.dumps({**spec, "trian": {}}))
-    assert main(["--config", str(tmp_path / "bad.json")]) == 1
+    assert main(["--config", str(tmp_path / "bad.json")]) == 2
     assert "unknown keys ['trian']" in capsys.readouterr().err
 
 

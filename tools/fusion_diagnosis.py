@@ -15,24 +15,13 @@ and prints the table.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import torch
 
+from hetskel.config import parse_assignments
 from hetskel.io import make_run_dir, save_json
 from hetskel.studies.diagnose import diagnose, diagnosis_markdown, diagnosis_summary
-
-
-def parse_sets(items: list[str]) -> dict:
-    out = {}
-    for item in items:
-        key, _, value = item.partition("=")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
 
 
 def main(argv=None) -> int:
@@ -47,7 +36,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     out = make_run_dir(args.out, "diagnose")
-    base = {"dataset": "synhet", **parse_sets(args.set)}
+    base = {"dataset": "synhet", **parse_assignments(args.set)}
     t0 = time.time()
     rows = diagnose(base, seeds=args.seeds, variants=args.variants, run_root=out / "runs",
                     probe_epochs=args.probe_epochs, stream=args.stream)

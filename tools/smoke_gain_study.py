@@ -12,26 +12,15 @@ mean. One torch thread, as the smoke run uses.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 
 import numpy as np
 import torch
 
+from hetskel.config import parse_assignments
 from hetskel.eval.pretrained import evaluate_pretrained
 from hetskel.experiment import pretrain as experiment
-
-
-def parse_sets(items: list[str]) -> dict:
-    out = {}
-    for item in items:
-        key, _, value = item.partition("=")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
 
 
 def one_seed(seed: int, overrides: dict, probe_epochs: int) -> dict:
@@ -58,7 +47,7 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    overrides = parse_sets(args.set)
+    overrides = parse_assignments(args.set)
     print("overrides:", overrides, flush=True)
     rows = []
     for seed in args.seeds:

@@ -39,7 +39,13 @@ import torch
 from hetskel.bench.realdata import DATASETS, FULL, load_source, train_supervised
 from hetskel.data.pyskl import load_pyskl, save_pyskl
 from hetskel.eval.pretrained import Classifier, probe
-from hetskel.experiment.pretrain import build_pretrainer, load_data, load_pretrained, pretrain, table_origin
+from hetskel.experiment.pretrain import (
+    build_pretrainer,
+    load_data,
+    load_pretrained,
+    pretrain,
+    table_origin,
+)
 from hetskel.experiment.spec import PretrainSpec
 from hetskel.io import make_run_dir, save_json
 from hetskel.layouts import get_layout, layout_arg

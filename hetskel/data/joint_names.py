@@ -23,6 +23,7 @@ from hetskel.layouts import (
     LayoutError,
     get_layout,
     joint_vocabulary,
+    parent_indices,
     register_joints,
     register_layout,
 )
@@ -198,16 +199,5 @@ def layout_from_names(name: str, joint_names: Sequence[str], parents: Sequence, 
     if m.duplicates:
         raise LayoutError(f"layout {name!r}: several names map to the same joint {m.duplicates}; pass choose=\n"
                           f"{m.report()}")
-    index = {n: i for i, n in enumerate(names)}
-    par = []
-    for n, p in zip(names, parents):
-        if p is None:
-            par.append(-1)
-        elif isinstance(p, str):
-            if p not in index:
-                raise LayoutError(f"layout {name!r}: joint {n!r} has parent {p!r}, which is not one of its names")
-            par.append(index[p])
-        else:
-            par.append(int(p))
-    lay = Layout(name, tuple(m.mapping[n] for n in names), tuple(par), dims, description)
+    lay = Layout(name, tuple(m.mapping[n] for n in names), parent_indices(name, names, parents), dims, description)
     return register_layout(lay) if register else lay

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from hetskel.data.errors import DataError
+from hetskel.data.files import read_regular_file
 from hetskel.data.ntu_meta import (
     parse_name,
 )
@@ -287,43 +288,8 @@ SLOT_BYTES = NUM_JOINTS * 12 * 8 + 9 * 8 + 1 + NUM_JOINTS
 
 
 def _read_bytes(path: Path, max_file_bytes: int = MAX_FILE_BYTES) -> bytes:
-    """The file's bytes. Only a regular file is read (a FIFO would block forever, /dev/zero never
-    ends): it is opened without blocking and checked with fstat on the open descriptor (no race
-    with a swapped path), and its size against ``max_file_bytes`` before anything is allocated."""
-    import os
-    import stat
-
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-    except FileNotFoundError:
-        raise DataError("no such file", file=path) from None
-    except OSError as e:
-        raise DataError(f"cannot read: {e.strerror or e}", file=path) from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            kind = ("a folder" if stat.S_ISDIR(st.st_mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode)
-                    else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "a socket"
-                    if stat.S_ISSOCK(st.st_mode) else "not a regular file")
-            raise DataError(f"is {kind}, not a regular file: not read", file=path)
-        if st.st_size > max_file_bytes:
-            raise DataError(f"is {st.st_size / 2**20:.1f} MiB, over the limit of {max_file_bytes / 2**20:.1f} MiB "
-                            f"for one .skeleton file (real NTU files are < 10 MB; raise max_file_bytes to "
-                            f"read it anyway)", file=path)
-        chunks, left = [], st.st_size + 1  # +1: a file that grew since fstat is noticed, not read on
-        while left > 0:
-            chunk = os.read(fd, min(left, 1 << 24))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-        if left <= 0:
-            raise DataError("grew while being read: not read", file=path)
-        return b"".join(chunks)
-    except OSError as e:
-        raise DataError(f"cannot read: {e.strerror or e}", file=path) from None
-    finally:
-        os.close(fd)
+    return read_regular_file(path, max_file_bytes, "for one .skeleton file (real NTU files are < 10 MB; raise "
+                             "max_file_bytes to read it anyway)")
 
 
 def check_array_budget(need: int, limit: int, what: str, path, sample=None) -> None:

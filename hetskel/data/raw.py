@@ -17,8 +17,6 @@ compressed file cannot ask for GiBs. ``.npy``/``.npz`` are loaded with ``allow_p
 from __future__ import annotations
 
 import io
-import os
-import stat
 import warnings
 import zipfile
 from pathlib import Path
@@ -26,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from hetskel.data.errors import DataError
+from hetskel.data.files import read_regular_file
 from hetskel.layouts import LayoutError, get_layout
 
 MAX_BYTES = 512 * 2**20      # a file read whole
@@ -47,26 +46,7 @@ def _layout(layout):
 
 
 def _read_bytes(path: Path, max_bytes: int) -> bytes:
-    """The whole file, only a regular one of at most ``max_bytes`` (a FIFO or /dev/zero is refused)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except FileNotFoundError:
-        raise DataError("no such file", file=path) from None
-    except OSError as e:
-        raise DataError(f"cannot read: {e.strerror or e}", file=path) from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise DataError("is not a regular file: not read", file=path)
-        if st.st_size > max_bytes:
-            raise DataError(f"is {st.st_size / 2**20:.1f} MiB, over the limit of {max_bytes / 2**20:.0f} MiB "
-                            f"(raise max_bytes to read it anyway)", file=path)
-        with os.fdopen(os.dup(fd), "rb") as f:
-            return f.read(max_bytes + 1)
-    except OSError as e:
-        raise DataError(f"cannot read: {e.strerror or e}", file=path) from None
-    finally:
-        os.close(fd)
+    return read_regular_file(path, max_bytes)
 
 
 # ---------------------------------------------------------------------------------------------

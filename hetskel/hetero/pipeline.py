@@ -60,6 +60,7 @@ from typing import Any, Mapping
 import torch
 import torch.nn as nn
 
+from hetskel.config import check_fields, check_keys, from_dict
 from hetskel.data.errors import DataError
 from hetskel.hetero.lifter import (
     PoseFrame,
@@ -72,9 +73,13 @@ from hetskel.hetero.lifter import (
     spine_layout,
     trajectory,
 )
-from hetskel.config import check_fields, check_keys, from_dict
 from hetskel.hetero.prompts import MODES, Unifier
-from hetskel.hetero.semantic import SemanticConfig, SemanticEncoder, motion_words, numeric_motion
+from hetskel.hetero.semantic import (
+    SemanticConfig,
+    SemanticEncoder,
+    motion_words,
+    numeric_motion,
+)
 from hetskel.layouts import get_layout
 from hetskel.model.augment import crop_resize
 

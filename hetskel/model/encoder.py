@@ -38,7 +38,6 @@ import torch.nn as nn
 
 from hetskel import config as _config
 
-
 #: early-fusion forms (``EncoderConfig.fusion``), each followed by the bias-free Linear(d, d):
 #: ``paper``: the mean of the modality embeddings (UmURL); ``weighted``: a learned softmax weight per
 #: modality and channel (initialised equal: the mean at step 0); ``gated``: input-dependent weights,

@@ -68,7 +68,6 @@ from hetskel.train.state import (
 )
 
 
-
 @dataclass
 class TrainResult:
     run_dir: Path
@@ -381,11 +380,13 @@ def main(argv: list[str] | None = None) -> int:
                        name=spec.get("name", "train"))
     except (ValueError, TypeError, RunDirExists, NonFiniteLossError, OSError) as e:
         # one short escaped line (OSError: disk full, permission, a path under a file; the atomic
-        # writes have removed their temporaries); exit 1, as torchrun reports a failed rank
+        # writes have removed their temporaries). Exit 2 for what the user can fix (config, paths,
+        # an existing run), 1 for a run that failed by itself (a non-finite loss), as torchrun
+        # reports a failed rank
         from hetskel.io import error_message
         print(f"hetskel.train: error: {error_message(e)}", file=sys.stderr)
         dist.cleanup()
-        return 1
+        return 1 if isinstance(e, NonFiniteLossError) else 2
     if dist.is_main():
         print(json.dumps({"run_dir": str(result.run_dir), "steps": result.steps,
                           "wall_time": round(result.wall_time, 2), "final": result.final}))

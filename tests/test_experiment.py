@@ -160,8 +160,8 @@ def test_table_origin_ignores_caching(tmp_path):
         return table_origin(NS(processor=NS(text_source=src)))
     assert origin("random-init:ViT-B-32/seed0") == "random-init:ViT-B-32/seed0"
     assert origin(f"cache:{tmp_path}/t.pt[random-init:ViT-B-32/seed0]") == "random-init:ViT-B-32/seed0"
-    save_checkpoint(tmp_path / "real.pt", {"origin": "openclip:ViT-B-32/openai"})
-    assert origin(f"cache:{tmp_path}/real.pt") == "openclip:ViT-B-32/openai"
+    save_checkpoint(tmp_path / "real.pt", {"origin": "clip:ViT-B-32/openai"})
+    assert origin(f"cache:{tmp_path}/real.pt") == "clip:ViT-B-32/openai"
     assert origin("none (numeric)") == "none (numeric)"
     assert "NOT CLIP" in table_banner("random-init:ViT-B-32/seed0") and "!!" not in table_banner("user")
 

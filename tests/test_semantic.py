@@ -189,7 +189,7 @@ def test_auto_prefers_clip_weights_on_the_machine(monkeypatch):
     semantic._MEMORY.clear()
     monkeypatch.setattr(semantic, "_openclip_local", lambda words, *a: fake[:len(words)])
     got, source = text_table(WORDS)
-    assert source == "openclip:ViT-B-32/openai" and torch.equal(got, fake)
+    assert source == "clip:ViT-B-32/openai" and torch.equal(got, fake)
     semantic._MEMORY.clear()
 
 
@@ -211,7 +211,7 @@ def test_clip_weights_file_is_a_local_lookup(tmp_path):
 
 def test_a_real_cache_wins_over_everything_but_a_user_table(tmp_path):
     fake = torch.randn(7, 512)
-    semantic._save_cache(tmp_path / "real.pt", fake, "openclip:ViT-B-32/openai", WORDS, "ViT-B-32", "openai", "{word}")
+    semantic._save_cache(tmp_path / "real.pt", fake, "clip:ViT-B-32/openai", WORDS, "ViT-B-32", "openai", "{word}")
     got, source = text_table(WORDS, cache_path=tmp_path / "real.pt")
     assert torch.equal(got, fake) and source == f"cache:{tmp_path / 'real.pt'}"
     enc = SemanticEncoder(None, cache_path=tmp_path / "real.pt")
@@ -221,7 +221,7 @@ def test_a_real_cache_wins_over_everything_but_a_user_table(tmp_path):
 def test_a_forced_random_table_never_overwrites_a_real_cache(random_tower_cache, tmp_path):
     fake = torch.randn(7, 512)
     path = tmp_path / "real.pt"
-    semantic._save_cache(path, fake, "openclip:ViT-B-32/openai", WORDS, "ViT-B-32", "openai", "{word}")
+    semantic._save_cache(path, fake, "clip:ViT-B-32/openai", WORDS, "ViT-B-32", "openai", "{word}")
     with pytest.warns(UserWarning, match="NOT CLIP"):
         text_table(WORDS, source="random", cache_path=path)
     assert torch.equal(torch.load(path, weights_only=True)["table"], fake)

@@ -103,7 +103,7 @@ def test_class_histograms_match_a_direct_count():
 def test_source_strings_never_pass_random_for_clip():
     rnd = "random-init:ViT-B-32/seed0"
     assert not sem.is_clip(rnd) and not sem.is_clip(f"cache:/x.pt[{rnd}]") and not sem.is_clip("user")
-    assert sem.is_clip("openclip:ViT-B-32/openai") and sem.is_clip("cache:/x.pt")
+    assert sem.is_clip("clip:ViT-B-32/openai") and sem.is_clip("openclip:ViT-B-32/openai") and sem.is_clip("cache:/x.pt")
     assert "NOT CLIP" in sem.source_banner(rnd) and "NOT CLIP" in sem.short_source(f"cache:/x.pt[{rnd}]")
     assert "origin unknown" in sem.short_source("user") and sem.short_source("cache:/x.pt").startswith("CLIP")
     t = torch.randn(7, 16)

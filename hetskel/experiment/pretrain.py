@@ -194,7 +194,7 @@ def build_pretrainer(spec: PretrainSpec, train_ds: ArrayDataset | None = None, t
 
 
 def table_origin(pretrainer: Pretrainer) -> str:
-    """Where S's word table came from, independent of caching: ``"openclip:ViT-B-32/openai"``,
+    """Where S's word table came from, independent of caching: ``"clip:ViT-B-32/openai"``,
     ``"wordllama:l2_supercat/256"``,
     ``"random-init:ViT-B-32/seed0"`` (NOT CLIP), ``"user"``, ``"none (numeric)"`` or ``"none"``."""
     proc = pretrainer.processor

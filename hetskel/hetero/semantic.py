@@ -346,7 +346,7 @@ def text_table(words: Sequence[str] = WORDS, source: str = "auto", cache_path=No
     ``source="auto"`` tries, in order, never downloading: the user ``table`` (tensor, array,
     ``.pt``/``.npy`` path) -> ``"user"``; a cache file made from real weights -> ``"cache:<path>"``;
     CLIP (open_clip ``model_name``/``pretrained``) when its weights are already on this machine ->
-    ``"openclip:<model>/<pretrained>"``, saved to the cache; else ``wordllama``'s pretrained word
+    ``"clip:<model>/<pretrained>"``, saved to the cache; else ``wordllama``'s pretrained word
     embedding, shipped inside its wheel -> ``"wordllama:l2_supercat/256"`` (memory only: it loads in
     a second). ``source`` may also force one of ``"user"``, ``"cache"``, ``"openclip"`` (downloads the
     weights when huggingface.co is reachable), ``"wordllama"``, ``"random"``: a text tower randomly
@@ -373,7 +373,7 @@ def text_table(words: Sequence[str] = WORDS, source: str = "auto", cache_path=No
         return cached[0], f"cache:{path}" + (f"[{cached[1]}]" if cached[1].startswith("random-init") else "")
     key = (model_name, pretrained, template, words)
     if source in ("auto", "openclip"):
-        origin = f"openclip:{model_name}/{pretrained}"
+        origin = f"clip:{model_name}/{pretrained}"
         if (origin, *key) in _MEMORY:
             return _MEMORY[(origin, *key)].clone(), origin
         try:
@@ -410,7 +410,7 @@ def text_table(words: Sequence[str] = WORDS, source: str = "auto", cache_path=No
     if mkey not in _MEMORY:
         _MEMORY[mkey] = _random_tower(words, model_name, seed, template)
     t = _MEMORY[mkey].clone()
-    if path is not None and not str(_cache_origin(path)).startswith("openclip"):  # never overwrite real CLIP
+    if path is not None and not str(_cache_origin(path)).startswith(("clip:", "openclip:")):  # never overwrite real CLIP
         _save_cache(path, t, origin, words, model_name, pretrained, template)
     return t, origin
 

@@ -154,7 +154,7 @@ def source_banner(source: str) -> str:
         return (f"TEXT TABLE SOURCE: {source}\n  -> NOT CLIP. A randomly initialised open_clip text tower (seeded): "
                 f"every word gets a distinct but meaningless 512-d code. CLIP weights are absent on this machine; "
                 f"pass cache_path to a table made with real weights for the paper's setting.")
-    if source.startswith("openclip:"):
+    if source.startswith(("clip:", "openclip:")):
         return f"TEXT TABLE SOURCE: {source}\n  -> real CLIP text features (frozen), as in the paper."
     if source.startswith("wordllama:"):
         return (f"TEXT TABLE SOURCE: {source}\n  -> wordllama's pretrained word embedding (frozen, 256-d, shipped "
@@ -165,7 +165,7 @@ def source_banner(source: str) -> str:
 def is_clip(source: str) -> bool:
     """True when ``text_table``'s ``source`` says the numbers came from real CLIP weights (directly or
     through a cache made from them); False for the random tower and for user tables (origin unknown)."""
-    return source.startswith("openclip:") or (source.startswith("cache:") and "random-init" not in source)
+    return source.startswith(("clip:", "openclip:")) or (source.startswith("cache:") and "random-init" not in source)
 
 
 def short_source(source: str) -> str:

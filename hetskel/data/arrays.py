@@ -25,6 +25,7 @@ import numpy as np
 from hetskel.data.errors import DataError
 from hetskel.data.left_right import check_left_right
 from hetskel.data.pyskl import validate_pyskl
+from hetskel.data.raw import raise_first_bad_row
 from hetskel.layouts import LayoutError, get_layout
 
 UTD_MHAD_CLASSES = (
@@ -187,20 +188,8 @@ def _read_rows(text: str, where: str, ncols: int = 4) -> np.ndarray:
     except ValueError:
         pass
     # slow path, only for bad files: find the first bad line
-    for n, line in enumerate(text.splitlines(), start=1):
-        toks = line.split()
-        if not toks:
-            continue
-        if len(toks) != ncols:
-            raise DataError(f"has {len(toks)} columns, expected {ncols}", file=where, line=n)
-        for t in toks:
-            try:
-                v = float(t)
-            except ValueError:
-                raise DataError(f"non-numeric value {t!r}", file=where, line=n) from None
-            if not np.isfinite(v):
-                raise DataError(f"non-finite value {t!r}", file=where, line=n)
-    raise DataError("cannot be parsed as a table of numbers", file=where)
+    rows = ((n, line.split()) for n, line in enumerate(text.splitlines(), start=1) if line.split())
+    raise_first_bad_row(rows, ncols, where, f"expected {ncols}")
 
 
 def _kinect_frames(rows: np.ndarray, where: str) -> np.ndarray:

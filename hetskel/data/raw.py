@@ -20,6 +20,7 @@ import io
 import warnings
 import zipfile
 from pathlib import Path
+from typing import Iterable, NoReturn
 
 import numpy as np
 
@@ -87,17 +88,24 @@ def _parse_table(text: str, path, delim: str | None, header: "bool | str") -> tu
             return arr, names, content[0][0]
     except ValueError:
         pass
-    for n, ln in content:  # slow path, bad files only: the first bad line
-        toks = _split(ln, delim)
+    # slow path, bad files only: the first bad line
+    raise_first_bad_row(((n, _split(ln, delim)) for n, ln in content), ncols, path,
+                        f"the first data row has {ncols}")
+
+
+def raise_first_bad_row(rows: Iterable[tuple[int, list[str]]], ncols: int, path, expected: str) -> NoReturn:
+    """The ``DataError`` for the first bad row of a numeric table (``(line number, tokens)`` pairs):
+    a wrong column count (``expected`` says what was expected), a non-numeric or non-finite value."""
+    for n, toks in rows:
         if len(toks) != ncols:
-            raise DataError(f"has {len(toks)} columns, the first data row has {ncols}", file=path, line=n)
+            raise DataError(f"has {len(toks)} columns, {expected}", file=path, line=n)
         for t in toks:
             try:
                 v = float(t)
             except ValueError:
                 raise DataError(f"non-numeric value {t[:40]!r}", file=path, line=n) from None
             if not np.isfinite(v):
-                raise DataError(f"non-finite value {t!r}", file=path, line=n)
+                raise DataError(f"non-finite value {t[:40]!r}", file=path, line=n)
     raise DataError("cannot be parsed as a table of numbers", file=path)
 
 

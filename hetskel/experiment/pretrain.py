@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from hetskel.data.batches import ArrayDataset, load_dataset
+from hetskel.data.splits import carve_validation, validation_names
 from hetskel.data.errors import DataError
 from hetskel.experiment.spec import CENTER_3D, PretrainSpec
 from hetskel.hetero.pipeline import HeteroProcessor
@@ -52,7 +53,26 @@ BUILDER = "hetskel.experiment.pretrain:build_from_spec"
 # ---------------------------------------------------------------------------------------------
 # data
 def _read_sources(spec: PretrainSpec) -> dict[str, dict]:
-    """``{layout: PYSKL dict}`` of the sources the modalities use."""
+    """``{layout: PYSKL dict}`` of the sources the modalities use (with the carved validation
+    split when ``spec.validation`` > 0)."""
+    return _carve(spec, _read_source_files(spec))
+
+
+def _carve(spec: PretrainSpec, sources: dict[str, dict]) -> dict[str, dict]:
+    """Every source gets the same ``<train>_fit`` / ``<train>_validation`` clips: carved once from
+    the first source (paired sources share clip names) with ``data_seed``."""
+    if spec.validation <= 0 or not sources:
+        return sources
+    train = spec.data_split_names()[0]
+    key = sorted(sources)[0]
+    first, path = sources[key], spec.paths.get(key)
+    carved = carve_validation(first.get("split", {}), first["annotations"], train, spec.validation,
+                              seed=spec.data_seed, where=str(path) if isinstance(path, (str, Path)) else None)
+    new = {k: carved[k] for k in validation_names(train)}
+    return {lay: {**d, "split": {**d.get("split", {}), **new}} for lay, d in sources.items()}
+
+
+def _read_source_files(spec: PretrainSpec) -> dict[str, dict]:
     needed = set(spec.plan(spec.source_layouts()).values())
     if spec.dataset == "synhet":
         from hetskel.data.synhet import generate

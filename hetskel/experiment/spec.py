@@ -33,6 +33,7 @@ from hetskel.config import (
     from_dict,
     to_plain,
 )
+from hetskel.data.splits import validation_names
 from hetskel.data.synhet import SynHetConfig
 from hetskel.hetero.prompts import MODES
 from hetskel.layouts import LayoutError, get_layout
@@ -59,6 +60,9 @@ class PretrainSpec:
     be an in-memory PYSKL dict, e.g. from ``hetskel.from_arrays``, which ``pretrain`` writes into the
     run folder). Splits
     ``<split>_train`` / ``<split>_val``, or ``splits = [train, val]`` names (FineGYM: train, val).
+    ``validation`` > 0: choose settings without the test split -- a fraction of the training split's
+    subjects is carved out (``hetskel.data.splits.carve_validation``), pretraining uses the rest
+    (``<train>_fit``) and ``load_data`` returns ``(<train>_fit, <train>_validation)``.
     Model: ``modalities`` any of J, C, S (heterogeneous: ``HeteroProcessor``) or of J, M, B with
     M or B (UmURL's classic modalities of the 3D source); ``preset`` + ``encoder`` overrides;
     ``num_frames`` None = the preset's; ``lifter_width`` None = 1024 for ``paper``, else 256.
@@ -89,6 +93,7 @@ class PretrainSpec:
     synhet: Overrides[SynHetConfig] = field(default_factory=dict)
     split: str = "xsub"
     splits: tuple[str, str] | None = None
+    validation: float = 0.0
     num_frames: int | None = None
     max_persons: int = 2
     modalities: str = "J,C,S"
@@ -160,6 +165,13 @@ class PretrainSpec:
         return self.synhet.build(**base).validate()
 
     def split_names(self) -> tuple[str, str]:
+        """The (train, evaluation) split names: the carved ``(<train>_fit, <train>_validation)``
+        when ``validation`` > 0, else the data's own."""
+        train, test = self.data_split_names()
+        return validation_names(train) if self.validation > 0 else (train, test)
+
+    def data_split_names(self) -> tuple[str, str]:
+        """The split names as the data files have them (before any validation carving)."""
         return tuple(self.splits) if self.splits else (f"{self.split}_train", f"{self.split}_val")
 
     def train_config(self, progress: bool = False) -> TrainConfig:
@@ -199,6 +211,8 @@ class PretrainSpec:
         for name in ("num_frames", "lifter_width"):
             if getattr(self, name) is not None and getattr(self, name) < 2:
                 raise bad(name, "must be None or an integer >= 2")
+        if not 0.0 <= self.validation < 1.0:
+            raise bad("validation", "must be in [0, 1): the fraction of training subjects carved out (0: none)")
         if not 0.0 <= self.modality_dropout < 1.0:
             raise bad("modality_dropout", "must be in [0, 1)")
         if not self.intra_view_weight >= 0.0:

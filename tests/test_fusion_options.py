@@ -144,13 +144,15 @@ def test_spec_defaults_and_wiring():
     s = PretrainSpec.from_dict(TINY)
     assert (s.center_3d, s.objective, s.intra_view_weight, s.modality_dropout) == ("clip", "umurl", 1.0, 0.0)
     p = build_pretrainer(PretrainSpec.from_dict({**TINY, "objective": "umurl+intra_view", "intra_view_weight": 2.0,
-                                                 "modality_dropout": 0.25, "encoder": {**TINY["encoder"],
-                                                                                       "fusion": "gated"}}))
+                                                 "modality_dropout": 0.25, "keep_observed": "unsupervised",
+                                                 "encoder": {**TINY["encoder"], "fusion": "gated"}}))
     assert (p.objective, p.intra_view_weight, p.modality_dropout, p.encoder.config.fusion) == \
         ("umurl+intra_view", 2.0, 0.25, "gated")
+    assert p.processor.keep_observed == "unsupervised"
     assert PretrainSpec.from_dict({**TINY, "text_source": "wordllama"}).text_source == "wordllama"
     for bad, field in (({"modality_dropout": 1.5}, "modality_dropout"), ({"intra_view_weight": -1.0},
-                       "intra_view_weight"), ({"center_3d": "joint"}, "center_3d"), ({"objective": "x"}, "objective")):
+                       "intra_view_weight"), ({"center_3d": "joint"}, "center_3d"), ({"objective": "x"}, "objective"),
+                       ({"keep_observed": "face"}, "keep_observed")):
         with pytest.raises((ValueError, TypeError), match=field):
             PretrainSpec.from_dict({**TINY, **bad})
 

@@ -3,7 +3,7 @@ import torch
 
 from hetskel.data.errors import DataError
 from hetskel.hetero.lifter import frame_valid, pose_frame, trajectory
-from hetskel.hetero.pipeline import HeteroProcessor, backproject
+from hetskel.hetero.pipeline import HeteroProcessor, backproject, camera_pinv, keep_observed_2d
 from hetskel.layouts import convert, get_layout
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is fastest (conftest)
@@ -190,3 +190,34 @@ def test_a_new_2d_layout_is_a_definition_not_code():
         assert torch.all(mods["C"][1, 1] == 0)
     finally:
         unregister_layout("test_upper9_2d")
+
+
+def test_keep_observed_2d_reprojects_onto_the_observed_joint_and_keeps_the_depth():
+    g = torch.Generator().manual_seed(3)
+    lifted = torch.randn(2, 1, 5, 7, 3, generator=g)
+    W = torch.randn(2, 1, 3, 2, generator=g)
+    u = torch.randn(2, 1, 5, 7, 2, generator=g)
+    kept = keep_observed_2d(lifted, u, W, camera_pinv(W, eps=1e-9))
+    assert torch.allclose((kept[..., None] * W[:, :, None, None]).sum(-2), u, atol=1e-4)   # exact reprojection
+    ray = torch.linalg.cross(W[..., 0], W[..., 1])[:, :, None, None]   # the direction the camera cannot see
+    unit = ray / ray.norm(dim=-1, keepdim=True)
+    assert torch.allclose((kept * unit).sum(-1), (lifted * unit).sum(-1), atol=1e-4)   # depth unchanged
+
+
+@pytest.mark.parametrize("mode", ["unsupervised", "all"])
+def test_keep_observed_moves_only_the_chosen_joints(mode):
+    x30 = _bodies()
+    batch = _batch(x30)
+    outs = {}
+    for m in ("none", mode):
+        torch.manual_seed(0)
+        proc = HeteroProcessor(semantic=None, lifter_width=16, lifter_dropout=0.0, keep_observed=m).eval()
+        outs[m] = proc(batch)[0]["C"]
+    face = [proc.layout.index(j) for j in ("nose", "left_eye", "right_eye", "left_ear", "right_ear")]
+    body = [i for i in range(proc.layout.num_joints) if i not in face and proc.unifier.real_mask("coco20")[i]]
+    assert not torch.allclose(outs[mode][..., face, :], outs["none"][..., face, :])
+    same_body = torch.allclose(outs[mode][..., body, :], outs["none"][..., body, :])
+    assert same_body == (mode == "unsupervised")
+    assert torch.equal(outs[mode][1, 1], torch.zeros_like(outs[mode][1, 1]))   # an absent person stays absent
+    with pytest.raises(ValueError, match="keep_observed"):
+        HeteroProcessor(semantic=None, keep_observed="face")

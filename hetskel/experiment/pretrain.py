@@ -203,6 +203,7 @@ def build_pretrainer(spec: PretrainSpec, train_ds: ArrayDataset | None = None, t
             table = text_table if text_table is not None else (spec.text_table or None)
             proc = HeteroProcessor(plan, prompt_mode=spec.prompt_mode, use_lifter=spec.use_lifter,
                                    semantic=spec.semantic if "S" in mods else None, lifter_width=spec.lifter_width,
+                                   keep_observed=spec.keep_observed,
                                    text_table=table, frame="pyskl", text_kw=text_kw)
             channels, joints = {k: v for k, v in proc.modality_channels().items() if k in mods}, proc.layout.num_joints
         enc = UnifiedEncoder(spec.encoder_config(), channels, joints)

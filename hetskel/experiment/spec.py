@@ -66,6 +66,9 @@ class PretrainSpec:
     Model: ``modalities`` any of J, C, S (heterogeneous: ``HeteroProcessor``) or of J, M, B with
     M or B (UmURL's classic modalities of the 3D source); ``preset`` + ``encoder`` overrides;
     ``num_frames`` None = the preset's; ``lifter_width`` None = 1024 for ``paper``, else 256.
+    ``keep_observed``: lifted 2D joints kept on their observed image position, the lifter giving
+    only their depth: ``"none"`` (the paper), ``"unsupervised"`` (joints no 3D source has, e.g.
+    COCO's face) or ``"all"`` (``hetskel.hetero.pipeline.ProcessorConfig``).
     Text table of S: ``text_source`` (``hetskel.hetero.semantic.text_table``), a user
     ``text_table`` file, ``text_cache`` ``"default"`` | ``""`` (memory only) | a path.
     Training: ``TrainConfig`` fields here, any other ones in ``train``; ``augment`` overrides
@@ -103,6 +106,7 @@ class PretrainSpec:
     use_lifter: bool = True
     semantic: Literal["words", "numeric"] = "words"
     lifter_width: int | None = None
+    keep_observed: Literal["none", "unsupervised", "all"] = "none"
     text_source: TextSource = "auto"
     text_table: str = ""
     text_cache: str = "default"

@@ -92,29 +92,49 @@ def backproject(traj2d: Tensor, pose2d: Tensor, lifted: Tensor, eps: float = 1e-
     return traj2d @ backproject_map(pose2d, lifted, eps)
 
 
-def backproject_map(pose2d: Tensor, lifted: Tensor, eps: float = 1e-4) -> Tensor:
-    """Place image-plane motion into the lifted 3D frame.
-
-    traj2d ``(N, M, T, 2)``, pose2d ``(N, M, T, V, 2)``, lifted ``(N, M, T, V, 3)`` (same joints, pose
-    frame). Per person, fits ``W (3, 2)`` with ``pose2d ~ lifted @ W`` (a weak-perspective camera,
-    least squares over its valid frames and joints) and returns the minimum-norm 3D displacement
-    ``traj2d @ pinv(W)`` ``(N, M, T, 3)``, which reprojects exactly onto ``traj2d``; this function
-    returns ``pinv(W)`` ``(N, M, 2, 3)``.
-    """
+def fit_camera(pose2d: Tensor, lifted: Tensor, eps: float = 1e-4) -> Tensor:
+    """Per person, the weak-perspective camera ``W (N, M, 3, 2)`` with ``pose2d ~ lifted @ W``: least
+    squares over the person's valid frames and joints. pose2d ``(N, M, T, V, 2)``, lifted
+    ``(N, M, T, V, 3)`` (same joints, pose frame)."""
     w = frame_valid(pose2d)[..., None, None].to(lifted.dtype)
     L = (lifted * w).flatten(-3, -2)                                   # (N, M, T*V, 3)
     Y = (pose2d * w).flatten(-3, -2)                                   # (N, M, T*V, 2)
     A = L.transpose(-1, -2) @ L
     A = A + eps * (A.diagonal(dim1=-2, dim2=-1).sum(-1)[..., None, None] + 1) * torch.eye(3, dtype=A.dtype, device=A.device)
-    W = torch.linalg.solve(A, L.transpose(-1, -2) @ Y)                 # (N, M, 3, 2)
+    return torch.linalg.solve(A, L.transpose(-1, -2) @ Y)              # (N, M, 3, 2)
+
+
+def camera_pinv(W: Tensor, eps: float = 1e-4) -> Tensor:
+    """``pinv(W)`` ``(N, M, 2, 3)`` of ``fit_camera``'s ``W``: the minimum-norm 3D displacement
+    ``d @ pinv(W)`` reprojects exactly onto the image displacement ``d``."""
     G = W.transpose(-1, -2) @ W
     G = G + eps * (G.diagonal(dim1=-2, dim2=-1).sum(-1)[..., None, None] + 1e-6) * torch.eye(2, dtype=G.dtype, device=G.device)
-    return torch.linalg.solve(G, W.transpose(-1, -2))                  # (N, M, 2, 3)
+    return torch.linalg.solve(G, W.transpose(-1, -2))
+
+
+def backproject_map(pose2d: Tensor, lifted: Tensor, eps: float = 1e-4) -> Tensor:
+    """Place image-plane motion into the lifted 3D frame: ``pinv(W)`` ``(N, M, 2, 3)`` of the
+    camera ``fit_camera(pose2d, lifted)``; ``traj2d (N, M, T, 2) @`` it is the minimum-norm 3D
+    displacement that reprojects exactly onto ``traj2d``."""
+    return camera_pinv(fit_camera(pose2d, lifted, eps), eps)
+
+
+def keep_observed_2d(lifted: Tensor, pose2d: Tensor, W: Tensor, Pinv: Tensor) -> Tensor:
+    """Move each lifted joint so that it reprojects exactly onto its observed 2D position, keeping
+    the lifter's depth: ``X + (u - X @ W) @ pinv(W)``. lifted ``(N, M, T, V, 3)``, pose2d
+    ``(N, M, T, V, 2)``, W ``(N, M, 3, 2)``, Pinv ``(N, M, 2, 3)``. The gradient reaches only the
+    lifter's component along the viewing ray."""
+    W, Pinv = W[:, :, None, None], Pinv[:, :, None, None]            # broadcast over T, V
+    reproj = (lifted[..., None] * W).sum(-2)                           # (N, M, T, V, 2)
+    return lifted + ((pose2d - reproj)[..., None] * Pinv).sum(-2)
 
 
 def _map(D: Tensor, P: Tensor) -> Tensor:
     """``D (N, M, T, C) @ P (N, M, C, 3)`` elementwise (autocast would run a matmul in bf16)."""
     return (D[..., None] * P[..., None, :, :]).sum(-2)
+
+
+KEEP_OBSERVED = ("none", "unsupervised", "all")
 
 
 def _default_sources() -> dict:
@@ -140,6 +160,11 @@ class ProcessorConfig:
     trajectory:       add the root trajectory to J and C (module docstring).
     match_persons:    ``L_rec`` uses the best person assignment per sample (2D detector vs 3D sensor order).
     init_scale:       ``Unifier`` initial prompt scale.
+    keep_observed:    which lifted joints are moved to reproject exactly onto their observed 2D
+                      (the lifter then gives only their depth; ``keep_observed_2d``): ``"none"`` (the
+                      paper: the lifter's output as is), ``"unsupervised"`` (the joints no 3D source
+                      has, e.g. COCO's face: ``L_rec`` never constrains them, so nothing else keeps
+                      what the 2D shows), ``"all"``.
     text_kw:          extra ``text_table`` arguments (``cache_path``, ``source``, ``seed``, ...).
     """
 
@@ -158,6 +183,7 @@ class ProcessorConfig:
     trajectory: bool = True
     match_persons: bool = True
     init_scale: float = 0.1
+    keep_observed: str = "none"
     text_kw: dict | None = None
 
     def __post_init__(self):
@@ -176,6 +202,8 @@ class ProcessorConfig:
         for name in ("lifter_width", "lifter_layers", "semantic_out_dim"):
             if getattr(self, name) < 1:
                 raise ValueError(f"ProcessorConfig field {name!r} must be >= 1, got {getattr(self, name)}")
+        if self.keep_observed not in KEEP_OBSERVED:
+            raise ValueError(f"keep_observed must be one of {list(KEEP_OBSERVED)}, got {self.keep_observed!r}")
         if not 0.0 <= self.lifter_dropout < 1.0:
             raise ValueError(f"ProcessorConfig field 'lifter_dropout' must be in [0, 1), got {self.lifter_dropout}")
 
@@ -226,6 +254,12 @@ class HeteroProcessor(nn.Module):
         self._fit_joints = {k: [i for i, j in enumerate(self.unified_layouts[k].joints)
                                 if not three or any(l.has(j) for l in three)]
                             for k in self.layouts if self.is_2d[k]}
+        # per 2D source, the lifted joints kept on their observed 2D (ProcessorConfig.keep_observed)
+        self._observed_joints = {
+            k: [i for i in range(self.unified_layouts[k].num_joints)
+                if cfg.keep_observed == "all" or (cfg.keep_observed == "unsupervised" and i not in fit)]
+            for k, fit in self._fit_joints.items()}
+        self.keep_observed = cfg.keep_observed
         matrix = IMAGE_TO_POSE[frame] if cfg.image_to_pose is None else cfg.image_to_pose
         self.register_buffer("image_to_pose", torch.tensor(matrix, dtype=torch.float32), persistent=False)
         if tuple(self.image_to_pose.shape) != (2, 3):
@@ -282,9 +316,20 @@ class HeteroProcessor(nn.Module):
         x, lay = add_spine(x, self.layouts[name])
         pose, root, scale = pose_frame(x, lay)
         valid = frame_valid(pose)
+        W = Pinv = None
         if name in self.lifters:
             lifted = self.lifters[name](pose)
             out = lifted
+            observed = self._observed_joints[name]
+            if self.use_trajectory or observed:
+                j = self._fit_joints[name]  # joints L_rec supervises: the unsupervised ones would spoil the fit
+                W = fit_camera(pose[..., j, :], lifted.detach()[..., j, :])
+                Pinv = camera_pinv(W)
+            if observed:
+                seen = joint_present(x)[..., observed, None]
+                kept = keep_observed_2d(out[..., observed, :], pose[..., observed, :], W, Pinv)
+                out = out.index_copy(-2, torch.tensor(observed, device=out.device),
+                                     torch.where(seen, kept, out[..., observed, :]))
         else:
             lifted = None
             out = pose @ self.image_to_pose.to(pose.dtype)                   # zero depth, absent joints stay 0
@@ -293,8 +338,7 @@ class HeteroProcessor(nn.Module):
         if self.use_trajectory:
             D = trajectory(root, torch.ones_like(scale), valid)              # (N, M, T, 2) input units
             if lifted is not None:
-                j = self._fit_joints[name]  # joints L_rec supervises: the unsupervised ones would spoil the fit
-                P = backproject_map(pose[..., j, :], lifted.detach()[..., j, :])
+                P = Pinv
             else:
                 P = self.image_to_pose.to(D.dtype).expand(*scale.shape, 2, 3)
             P = P / scale[..., None, None]

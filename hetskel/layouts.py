@@ -217,6 +217,17 @@ def register_layout(layout: Layout, overwrite: bool = False) -> Layout:
     return layout
 
 
+def image_twin(layout: "str | Layout") -> Layout:
+    """The 2D layout of the same joints (``"kinect20_msr"`` -> ``"kinect20_msr_2d"``), registered:
+    one skeleton recorded in 3D and on an image (MSR Action3D's world and screen coordinates, NTU's
+    3D and colour 2D) is two sources, and two sources need two layout names."""
+    lay = get_layout(layout)
+    if lay.dims == 2:
+        return lay
+    return ensure_layout(Layout(f"{lay.name}_2d", lay.joints, lay.parents, dims=2,
+                                description=f"{lay.name} on an image (2D)"))
+
+
 def unregister_layout(name: str) -> None:
     """Remove a user layout (built-ins too, so use with care); unknown names are ignored."""
     _REGISTRY.pop(name, None)

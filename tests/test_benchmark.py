@@ -53,3 +53,35 @@ def test_utd_preset(tmp_path):
                  "--text-source", "random", "--out", str(tmp_path / "utd")]) == 0
     res = check_results(tmp_path / "utd", [0])
     assert res["layout"] == "kinect20_utd" and res["seeds"]["0"]["num_classes"] == 27
+
+
+def test_msr_paired_preset_with_spec_overrides_on_a_carved_validation_split(tmp_path):
+    base = shared_data_dir()
+    if base is None or not (Path(base) / "msr_action3d").is_dir():
+        pytest.skip("../shared/data/msr_action3d is absent")
+    assert main(["msr_paired", "--preset", "tiny", "--epochs", "1", "--probe-epochs", "1", "--frames", "8",
+                 "--text-source", "random", "--features", "concat", "--out", str(tmp_path / "msr"),
+                 "--set", "validation=0.25", "objective=umurl+intra_view"]) == 0
+    res = check_results(tmp_path / "msr", [0])
+    assert (res["layout"], res["layout2d"], res["modalities"]) == ("kinect20_msr", "kinect20_msr_2d", "J,C,S")
+    assert res["settings"]["overrides"] == {"validation": 0.25, "objective": "umurl+intra_view"}
+    assert res["settings"]["features"] == "concat"
+    seed = res["seeds"]["0"]
+    # the carved validation split: a quarter of the training subjects, never a test clip
+    assert seed["num_train"] + seed["num_test"] < 557 and seed["num_test"] < seed["num_train"]
+    from hetskel.experiment.pretrain import load_pretrained
+
+    _, spec = load_pretrained(res["runs"][0], device="cpu")
+    assert (spec.validation, spec.split_names()) == (0.25, ("xsub_train_fit", "xsub_train_validation"))
+
+
+def test_absent_outside_image_zeroes_glitches_only():
+    from hetskel.data.arrays import absent_outside_image
+
+    kp = np.full((1, 3, 2, 2), 50.0, np.float32)
+    kp[0, 1, 0] = [2.1e9, 10]
+    data = {"annotations": [{"keypoint": kp, "keypoint_score": np.ones((1, 3, 2), np.float32), "img_shape": (100, 100)}]}
+    assert absent_outside_image(data) == (1, 1)
+    ann = data["annotations"][0]
+    assert (ann["keypoint"][0, 1, 0] == 0).all() and ann["keypoint_score"][0, 1, 0] == 0
+    assert (ann["keypoint"][0, 0] == 50).all() and ann["keypoint_score"].sum() == 5

@@ -73,11 +73,16 @@ def load_source(name: str, shared_data: str | Path | None = None) -> dict:
     ``../shared/data``)."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose from {sorted(DATASETS)}")
+    folder, reader, _, _ = DATASETS[name]
+    return reader(shared_folder(shared_data) / folder)
+
+
+def shared_folder(shared_data: str | Path | None = None) -> Path:
+    """The folder of the dataset presets: ``shared_data``, else ``../shared/data``; a clear error if absent."""
     base = Path(shared_data) if shared_data else shared_data_dir()
     if base is None or not Path(base).is_dir():
         raise FileNotFoundError(f"no shared data folder ({base or '../shared/data'} is absent; pass --shared-data)")
-    folder, reader, _, _ = DATASETS[name]
-    return reader(Path(base) / folder)
+    return Path(base)
 
 
 # supervised from scratch: hetskel.eval.supervised (train_supervised, accuracy re-exported here)

@@ -339,3 +339,23 @@ def load_msr_action3d(root: "str | Path", coords: str = "world", files: str = "c
         ann.update(extra)
     data["msr_files"] = files if keep is not None else "all"
     return data
+
+
+def absent_outside_image(data: dict, limit: float = 4.0) -> tuple[int, int]:
+    """Make every 2D joint farther than ``limit`` half-image sizes from the image centre absent
+    (coordinates and score zero), in place; returns how many. Such values are recorder glitches,
+    not positions: MSR Action3D's screen files hold ~2.1e9 for some joints above the frame (an
+    integer overflow). Needs each annotation's ``img_shape`` (height, width). Returns
+    ``(joints, clips)`` made absent / touched."""
+    count = clips = 0
+    for ann in data["annotations"]:
+        h, w = ann["img_shape"]
+        kp = ann["keypoint"]
+        half = np.array([w / 2, h / 2], dtype=np.float64)
+        bad = (np.abs(kp.astype(np.float64) - half) / half > limit).any(-1)
+        if bad.any():
+            kp[bad] = 0
+            if ann.get("keypoint_score") is not None:
+                ann["keypoint_score"][bad] = 0
+            count, clips = count + int(bad.sum()), clips + 1
+    return count, clips

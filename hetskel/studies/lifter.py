@@ -166,10 +166,11 @@ def msr_pairset(root) -> PairSet:
     outside the image (the files hold ~2.1e9 for some joints above the frame: an integer overflow
     of the recorder) are set absent and counted in ``notes``.
     """
-    from hetskel.data.arrays import load_msr_action3d
+    from hetskel.data.arrays import absent_outside_image, load_msr_action3d
 
     world = load_msr_action3d(root, coords="world")
     screen = load_msr_action3d(root, coords="screen")
+    joints, clips = absent_outside_image(screen, OUT_OF_IMAGE)
     a3, a2 = world["annotations"], screen["annotations"]
     for u, v in zip(a3, a2, strict=True):
         if u["frame_dir"] != v["frame_dir"] or u["keypoint"].shape[:2] != v["keypoint"].shape[:2]:
@@ -178,13 +179,8 @@ def msr_pairset(root) -> PairSet:
     ps = PairSet("MSR Action3D", "kinect20_msr", "kinect20_msr", _pad_stack([a["keypoint"] for a in a2]),
                  _pad_stack([a["keypoint"] for a in a3]), tuple(screen["annotations"][0]["img_shape"]),
                  [a["frame_dir"] for a in a3], split_rows(world))
-    h, w = ps.img_shape
-    half = np.array([w / 2, h / 2], np.float32)
-    bad = (np.abs(ps.x2d - half) / half > OUT_OF_IMAGE).any(-1)
-    if bad.any():
-        ps.x2d[bad] = 0
-        ps.notes.append(f"{int(bad.sum())} screen joints far outside the image set absent "
-                        f"(in {len(np.unique(np.nonzero(bad)[0]))} sequences)")
+    if joints:
+        ps.notes.append(f"{joints} screen joints far outside the image set absent (in {clips} sequences)")
     return ps
 
 

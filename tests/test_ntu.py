@@ -186,12 +186,13 @@ def test_convert_real_folder_is_exact_and_parallel_agrees(raw, tmp_path):
         name = ann["frame_dir"]
         ref = reference_parse(raw / f"{name}.skeleton")
         assert ann["label"] == int(name[-3:]) - 1 and ann["total_frames"] == EXPECTED[name][0]
-        assert ann["keypoint"].shape == (2, EXPECTED[name][0], 25, 3) and ann["keypoint"].dtype == np.float32
+        persons = min(read_skeleton(raw / f"{name}.skeleton").num_bodies, 2)   # the clip's own count, no padding
+        assert ann["keypoint"].shape == (persons, EXPECTED[name][0], 25, 3) and ann["keypoint"].dtype == np.float32
         assert tuple(ann["img_shape"]) == (1080, 1920) and ann["subject"] == int(name[9:12])
         first = {bid: J for bid, J in ref[0].items()}
         got = ann["keypoint"][:, 0]
         for J in first.values():  # every body of frame 0 is one of the kept persons, value-exact
-            hit = [m for m in range(2) if np.array_equal(got[m], J[:, :3].astype(np.float32))]
+            hit = [m for m in range(persons) if np.array_equal(got[m], J[:, :3].astype(np.float32))]
             assert hit, name
             assert np.array_equal(got[hit[0]].astype(np.float16), J[:, :3].astype(np.float16))
     rep2 = convert_ntu(raw, tmp_path / "b.pkl", workers=2, progress=False)
@@ -211,11 +212,11 @@ def test_convert_color2d_and_missing_list_skips(raw, tmp_path):
     assert {a["frame_dir"] for a in data["annotations"]}.isdisjoint({s[0] for s in rep.skipped})
     ann = next(a for a in data["annotations"] if a["frame_dir"] == "S001C001P001R001A001")
     sk = read_skeleton(raw / "S001C001P001R001A001.skeleton")
-    assert ann["keypoint"].shape == (2, 103, 25, 2)
+    assert sk.num_bodies == 1 and ann["keypoint"].shape == (1, 103, 25, 2)   # one person: not padded to 2
     np.testing.assert_array_equal(ann["keypoint"][0], sk.color_xy[0].astype(np.float32))
     expect = np.where(sk.tracking[0] == 2, 1.0, np.where(sk.tracking[0] == 1, 0.5, 0.0))
     np.testing.assert_array_equal(ann["keypoint_score"][0], expect)
-    assert not ann["keypoint_score"][1].any() and (sk.tracking[0] == 1).any()  # this file has inferred joints
+    assert ann["keypoint_score"].shape == (1, 103, 25) and (sk.tracking[0] == 1).any()  # this file has inferred joints
 
 
 # ------------------------------------------------------------ number parser, walks, benchmark pieces

@@ -21,6 +21,7 @@ import torch
 from hetskel.config import parse_assignments
 from hetskel.eval.pretrained import evaluate_pretrained
 from hetskel.experiment import pretrain as experiment
+from hetskel.io import save_json
 
 
 def one_seed(seed: int, overrides: dict, probe_epochs: int) -> dict:
@@ -36,7 +37,8 @@ def one_seed(seed: int, overrides: dict, probe_epochs: int) -> dict:
     return {"seed": seed, "steps": run.epochs[-1]["global_step"] if run.epochs else 0, "pretrain_s": pre_s,
             "total_s": time.perf_counter() - t0, "num_val": len(val_ds),
             "linear": res["linear_top1"], "linear_random": res["linear_top1_random_init"],
-            "knn": res["knn_top1"], "knn_random": res["knn_top1_random_init"]}
+            "knn": res["knn_top1"], "knn_random": res["knn_top1_random_init"],
+            "groups": res["per_group_linear_top1"], "groups_random": res.get("per_group_linear_top1_random_init", {})}
 
 
 def main(argv=None) -> None:
@@ -45,6 +47,7 @@ def main(argv=None) -> None:
     ap.add_argument("--set", nargs="*", default=[], help="SMOKE overrides, key=value")
     ap.add_argument("--probe-epochs", type=int, default=150)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default="", help="also write every row to this JSON file")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     overrides = parse_assignments(args.set)
@@ -60,6 +63,14 @@ def main(argv=None) -> None:
     knn = np.array([r["knn"] - r["knn_random"] for r in rows])
     print(f"linear gain: min {lin.min():+.1f} mean {lin.mean():+.1f} max {lin.max():+.1f}; "
           f"1-NN gain: min {knn.min():+.1f} mean {knn.mean():+.1f} max {knn.max():+.1f} over {len(rows)} seeds")
+    for g in rows[0]["groups"]:   # per SynHet class group: what 05's smoke thresholds are sized on
+        pre = np.array([r["groups"][g] for r in rows])
+        rnd = np.array([r["groups_random"].get(g, np.nan) for r in rows])
+        print(f"{g}: pretrained min {pre.min():.1f} mean {pre.mean():.1f} max {pre.max():.1f}; "
+              f"random init min {np.nanmin(rnd):.1f} mean {np.nanmean(rnd):.1f} max {np.nanmax(rnd):.1f}; "
+              f"paired gain min {np.nanmin(pre - rnd):+.1f} mean {np.nanmean(pre - rnd):+.1f}")
+    if args.out:
+        save_json(args.out, {"overrides": overrides, "probe_epochs": args.probe_epochs, "rows": rows})
 
 
 if __name__ == "__main__":

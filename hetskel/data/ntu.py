@@ -398,16 +398,21 @@ _SCORE_OF_STATE = np.array([0.0, 0.5, 1.0], dtype=np.float32)  # tracking 0 / 1 
 def ntu_annotation(sk: NTUSkeleton, max_persons: int = 2, fields: str = "xyz") -> dict:
     """One PYSKL annotation for a parsed file. fields='xyz': keypoint (M,T,25,3) float32 camera metres;
     'color2d': keypoint (M,T,25,2) float32 colour-image pixels + keypoint_score (M,T,25) from the
-    tracking state (tracked 1.0, inferred 0.5, not tracked or padding 0.0)."""
+    tracking state (tracked 1.0, inferred 0.5, not tracked or padding 0.0).
+
+    ``M`` is the clip's own body count, at most ``max_persons`` (at least 1): like PYSKL's files, a
+    one-person clip keeps one person; padding to a batch's person count is the loader's job
+    (``hetskel.data.batches.load_dataset(max_persons=...)``)."""
     meta = parse_name(sk.name)
     keep = body_order(sk)[:max_persons]
+    persons = max(1, len(keep))
     ann = {"frame_dir": sk.name, "label": meta["action"] - 1, "total_frames": sk.num_frames,
            "img_shape": IMG_SHAPE}
     if fields == "xyz":
-        ann["keypoint"] = select_bodies(sk, max_persons, "xyz").astype(np.float32)
+        ann["keypoint"] = select_bodies(sk, persons, "xyz").astype(np.float32)
     elif fields == "color2d":
-        ann["keypoint"] = select_bodies(sk, max_persons, "color_xy").astype(np.float32)
-        score = np.zeros((max_persons, sk.num_frames, NUM_JOINTS), dtype=np.float32)
+        ann["keypoint"] = select_bodies(sk, persons, "color_xy").astype(np.float32)
+        score = np.zeros((persons, sk.num_frames, NUM_JOINTS), dtype=np.float32)
         score[:len(keep)] = _SCORE_OF_STATE[sk.tracking[keep]]  # absent frames have state 0 -> 0.0
         ann["keypoint_score"] = score
     else:

@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "bad and make the exit code 1.")
     c.add_argument("src_dir", metavar="SRC_DIR", help="folder with .skeleton files (searched recursively)")
     c.add_argument("out", metavar="OUT.pkl", help="output PYSKL pickle")
-    c.add_argument("--max-persons", type=_persons, default=2, help="bodies kept per sample, by motion energy (2; at most 64)")
+    c.add_argument("--max-persons", type=_persons, default=2, help="most bodies kept per sample, by motion energy (2; at most 64); a clip keeps its own count up to it")
     c.add_argument("--max-file-mb", type=_positive_int, default=MAX_FILE_BYTES // 2**20,
                    help="larger .skeleton files are reported as bad, unread (%(default)s)")
     c.add_argument("--max-array-mb", type=_positive_int, default=MAX_ARRAY_BYTES // 2**20,

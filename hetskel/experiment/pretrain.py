@@ -32,12 +32,14 @@ import torch
 from torch import nn
 
 from hetskel.data.batches import ArrayDataset, load_dataset
-from hetskel.data.splits import carve_validation, validation_names
 from hetskel.data.errors import DataError
+from hetskel.data.splits import carve_validation, validation_names
 from hetskel.experiment.spec import CENTER_3D, PretrainSpec
+from hetskel.hetero.lifter import spine_layout
+from hetskel.hetero.lifter_train import load_lifter
 from hetskel.hetero.pipeline import HeteroProcessor
 from hetskel.io import load_checkpoint, make_run_dir, save_json
-from hetskel.layouts import BUILTIN_LAYOUTS, ensure_layout, get_layout, layout_to_dict
+from hetskel.layouts import BUILTIN_LAYOUTS, ensure_layout, get_layout, layout_to_dict, list_layouts
 from hetskel.model.encoder import UnifiedEncoder
 from hetskel.model.objective import ClassicModalities, Pretrainer
 from hetskel.train.config import register_builder
@@ -156,6 +158,28 @@ def store_in_memory_data(spec: PretrainSpec, run_dir: Path) -> PretrainSpec:
     return out
 
 
+def store_lifter(spec: PretrainSpec, run_dir: Path) -> PretrainSpec:
+    """``spec`` with ``lifter_init`` copied to ``run_dir/data/lifter-<hash>.pt`` (the run reloads
+    without the original file; the hash keeps two different lifters apart)."""
+    import hashlib
+    import shutil
+
+    src = Path(spec.lifter_init)
+    if not src.is_file():
+        raise DataError("no such lifter checkpoint", file=src, field="lifter_init")
+    digest = hashlib.sha1(src.read_bytes()).hexdigest()[:12]
+    folder = Path(run_dir) / DATA_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / f"lifter-{digest}.pt"
+    if not final.exists():
+        tmp = folder / f".lifter-{digest}.tmp"
+        shutil.copyfile(src, tmp)
+        tmp.replace(final)
+    out = copy.copy(spec)
+    out.lifter_init = str(final.resolve())
+    return out
+
+
 def _fresh_for_data(run_dir: Path) -> bool:
     """No run there yet and nothing but the batch runner's files and our data folder."""
     from hetskel.io import RUNNER_FILES
@@ -206,12 +230,36 @@ def build_pretrainer(spec: PretrainSpec, train_ds: ArrayDataset | None = None, t
                                    keep_observed=spec.keep_observed,
                                    text_table=table, frame="pyskl", text_kw=text_kw)
             channels, joints = {k: v for k, v in proc.modality_channels().items() if k in mods}, proc.layout.num_joints
+            if spec.lifter_init:
+                _init_lifters(proc, spec.lifter_init)
         enc = UnifiedEncoder(spec.encoder_config(), channels, joints)
         obj = Pretrainer(enc, mods, proc, lambda_=spec.lambda_, augment=spec.augment_config(), seed=spec.seed,
                          objective=spec.objective, intra_view_weight=spec.intra_view_weight,
                          modality_dropout=spec.modality_dropout)
     obj.spec = spec
     return obj
+
+
+def _init_lifters(proc: HeteroProcessor, path) -> None:
+    """Every 2D source's lifter becomes the checkpoint's (``load_lifter``, weights only), in training
+    mode; a lifter of other joints is refused, naming the file."""
+    if not proc.lifters:
+        raise DataError("lifter_init is set but no modality lifts a 2D source (use_lifter off, or no 2D data)",
+                        file=path, field="lifter_init")
+    for name, built in list(proc.lifters.items()):
+        model, ck = load_lifter(path)
+        want = {k: built.init_args[k] for k in ("in_joints", "out_joints", "in_channels", "out_channels", "root_index")}
+        got = {k: model.init_args[k] for k in want}
+        trained_on = (ck.get("config") or {}).get("layout_2d")
+        if trained_on and trained_on in list_layouts() and \
+                spine_layout(trained_on).joints != proc.unified_layouts[name].joints:
+            raise DataError(f"this lifter was trained on {trained_on!r} joints; the source is "
+                            f"{proc.layouts[name].name!r}", file=path, field="lifter_init")
+        if got != want:
+            raise DataError(f"this lifter maps {got['in_joints']} joints to {got['out_joints']} (root "
+                            f"{got['root_index']}); the {proc.layouts[name].name} source needs {want['in_joints']} "
+                            f"-> {want['out_joints']} (root {want['root_index']})", file=path, field="lifter_init")
+        proc.lifters[name] = model.train()
 
 
 def table_origin(pretrainer: Pretrainer) -> str:
@@ -298,9 +346,11 @@ def pretrain(spec: PretrainSpec, run_dir, devices=1, progress: bool = False, ove
     a copy is kept as ``run_dir/torchrun.json``. Either way the run is read back from disk.
     """
     run_dir = run_folder(run_dir, "pretrain")
-    if any(isinstance(v, Mapping) for v in spec.paths.values()):
-        # in-memory datasets are written into the run folder first (so resume and reload work);
-        # a fresh folder then holds only them, which hetskel.train may take over
+    lifter_to_store = bool(spec.lifter_init) and \
+        Path(spec.lifter_init).resolve().parent != (Path(run_dir) / DATA_DIR).resolve()
+    if any(isinstance(v, Mapping) for v in spec.paths.values()) or lifter_to_store:
+        # in-memory datasets and the initial lifter are written into the run folder first (so resume
+        # and reload work); a fresh folder then holds only them, which hetskel.train may take over
         fresh = _fresh_for_data(Path(run_dir))
         if not fresh and not overwrite and not (Path(run_dir) / "config.json").exists():
             from hetskel.io import RunDirExists
@@ -310,6 +360,8 @@ def pretrain(spec: PretrainSpec, run_dir, devices=1, progress: bool = False, ove
         if fresh and not (Path(run_dir) / DATA_DIR).exists():
             run_dir = make_run_dir(run_dir, "pretrain")  # the kit's folder (overwrite may reach it)
         spec = store_in_memory_data(spec, run_dir)
+        if lifter_to_store:
+            spec = store_lifter(spec, run_dir)
         overwrite = overwrite or fresh
     spec = spec.resolved()
     nproc = resolve_devices(devices)
@@ -343,7 +395,13 @@ def _relocate(spec_dict: dict, run_dir: Path) -> dict:
             here = Path(run_dir) / DATA_DIR / Path(v).name
             if here.exists():
                 paths[k] = str(here)
-    return {**spec_dict, "paths": paths}
+    out = {**spec_dict, "paths": paths}
+    lifter = spec_dict.get("lifter_init") or ""
+    if lifter and Path(lifter).parent.name == DATA_DIR and not Path(lifter).exists():
+        here = Path(run_dir) / DATA_DIR / Path(lifter).name
+        if here.exists():
+            out["lifter_init"] = str(here)
+    return out
 
 
 def read_pretrain_run(run_dir) -> PretrainRun:

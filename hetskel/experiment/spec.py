@@ -69,6 +69,10 @@ class PretrainSpec:
     ``keep_observed``: lifted 2D joints kept on their observed image position, the lifter giving
     only their depth: ``"none"`` (the paper), ``"unsupervised"`` (joints no 3D source has, e.g.
     COCO's face) or ``"all"`` (``hetskel.hetero.pipeline.ProcessorConfig``).
+    ``lifter_init``: a lifter checkpoint (``lifter.pt`` of ``hetskel.hetero.lifter_train.train_lifter``
+    / ``01_lifter``) that initialises the lifter of every 2D source (its width and depth replace
+    ``lifter_width``); what 2D-only data needs, since without a 3D source no ``L_rec`` trains the
+    lifter. ``pretrain`` copies it into the run folder, so the run reloads without it.
     Text table of S: ``text_source`` (``hetskel.hetero.semantic.text_table``), a user
     ``text_table`` file, ``text_cache`` ``"default"`` | ``""`` (memory only) | a path.
     Training: ``TrainConfig`` fields here, any other ones in ``train``; ``augment`` overrides
@@ -107,6 +111,7 @@ class PretrainSpec:
     semantic: Literal["words", "numeric"] = "words"
     lifter_width: int | None = None
     keep_observed: Literal["none", "unsupervised", "all"] = "none"
+    lifter_init: str = ""
     text_source: TextSource = "auto"
     text_table: str = ""
     text_cache: str = "default"

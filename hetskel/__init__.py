@@ -24,7 +24,7 @@ _API = {
     # joints and layouts
     "Layout": "hetskel.layouts", "get_layout": "hetskel.layouts", "list_layouts": "hetskel.layouts",
     "register_layout": "hetskel.layouts", "unify": "hetskel.layouts", "convert": "hetskel.layouts",
-    "load_layout": "hetskel.layouts",
+    "load_layout": "hetskel.layouts", "image_twin": "hetskel.layouts",
     # data
     "DataError": "hetskel.data.errors", "load_pyskl": "hetskel.data.pyskl", "save_pyskl": "hetskel.data.pyskl",
     "validate_pyskl": "hetskel.data.pyskl", "from_arrays": "hetskel.data.arrays",
@@ -32,7 +32,8 @@ _API = {
     "read_joint_rows": "hetskel.data.raw", "read_csv": "hetskel.data.raw", "read_npy": "hetskel.data.raw",
     "read_mat": "hetskel.data.raw", "read_skeleton_file": "hetskel.data.raw",
     "map_joint_names": "hetskel.data.joint_names", "layout_from_names": "hetskel.data.joint_names",
-    "check_left_right": "hetskel.data.left_right",
+    "check_left_right": "hetskel.data.left_right", "carve_validation": "hetskel.data.splits",
+    "absent_outside_image": "hetskel.data.arrays",
     "load_dataset": "hetskel.data.batches", "ArrayDataset": "hetskel.data.batches",
     # optimisation
     "TrainConfig": "hetskel.train.config", "fit": "hetskel.train.fit",

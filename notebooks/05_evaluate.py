@@ -44,13 +44,14 @@ probe_epochs = 150          # linear probe epochs (paper: 150)
 semi_fractions = [0.01, 0.1]
 semi_seeds = [0, 1, 2, 3, 4]
 semi_epochs = 80            # fine-tuning epochs (paper: 80)
-features = "fused"          # probe features: "fused" (UmURL's) or "concat" (fused + every single stream)
+features = ""               # probe features: "" (the recipe's: concat; paper: fused), "fused" or "concat"
 # only used when pretrain_dir is "":
 preset = "small"
 num_samples = 2000
 epochs = 20
 batch_size = 128
 lr = 5e-4
+recipe = "hetskel"          # "hetskel" (default) | "paper" (the paper's objective and augmentation)
 progress = True
 
 # %%
@@ -70,7 +71,8 @@ if smoke:  # CI: seconds per protocol, on one thread so that the numbers repeat 
     torch.set_num_threads(1)
 if not pretrain_dir:
     pre_spec = (smoke_spec(seed=seed, data_seed=seed) if smoke else PretrainSpec(
-        preset=preset, num_samples=num_samples, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, data_seed=seed))
+        preset=preset, num_samples=num_samples, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, data_seed=seed,
+        recipe=recipe))
     pretrain_dir = experiment.pretrain(pre_spec, run_dir / "pretrain", progress=progress).run_dir
 pretrainer, spec = experiment.load_pretrained(pretrain_dir)
 train_ds, val_ds = experiment.load_data(spec)
@@ -104,7 +106,7 @@ network = {"modality_channels": {k: enc.modality_channels[k] for k in pretrainer
 # %%
 res = evaluate_pretrained(pretrainer, train_ds, val_ds, probe_epochs=probe_epochs, semi_fractions=semi_fractions,
                           semi_seeds=semi_seeds, semi_epochs=semi_epochs, untrained=experiment.build_pretrainer(spec),
-                          stream=features)
+                          stream=features or None)
 print(results_table(res))
 
 # %% [markdown]

@@ -65,7 +65,7 @@ def test_msr_paired_preset_with_spec_overrides_on_a_carved_validation_split(tmp_
     res = check_results(tmp_path / "msr", [0])
     assert (res["layout"], res["layout2d"], res["modalities"]) == ("kinect20_msr", "kinect20_msr_2d", "J,C,S")
     assert res["settings"]["overrides"] == {"validation": 0.25, "objective": "umurl+intra_view"}
-    assert res["settings"]["features"] == "concat"
+    assert res["settings"]["features"] == "concat" and res["seeds"]["0"]["features"] == "concat"
     seed = res["seeds"]["0"]
     # the carved validation split: a quarter of the training subjects, never a test clip
     assert seed["num_train"] + seed["num_test"] < 557 and seed["num_test"] < seed["num_train"]

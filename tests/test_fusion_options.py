@@ -10,6 +10,7 @@ import torch
 from hetskel.eval.pretrained import Features, group_top1, knn_confusion
 from hetskel.experiment.pretrain import build_pretrainer, load_data
 from hetskel.experiment.spec import PretrainSpec
+from hetskel.model.augment import AugmentConfig
 from hetskel.model.encoder import FUSIONS, UnifiedEncoder, get_preset
 from hetskel.model.losses import intra_view_loss, vc_reg
 from hetskel.model.objective import OBJECTIVES, Pretrainer
@@ -142,7 +143,18 @@ def test_intra_view_loss_rewards_agreement_and_spread():
 # -- spec --------------------------------------------------------------------------------------------
 def test_spec_defaults_and_wiring():
     s = PretrainSpec.from_dict(TINY)
-    assert (s.center_3d, s.objective, s.intra_view_weight, s.modality_dropout) == ("clip", "umurl", 1.0, 0.0)
+    assert (s.center_3d, s.objective, s.intra_view_weight, s.modality_dropout) == ("clip", None, 1.0, 0.0)
+    # the default recipe: within-modality term, shear-only augmentation, concatenated features
+    r = s.resolved()
+    assert (s.recipe, r.objective, r.augment_config().p_corrupt, s.features) == ("hetskel", "umurl+intra_view", 0.0,
+                                                                                  "concat")
+    assert build_pretrainer(s).objective == "umurl+intra_view"
+    # the paper's configuration is one parameter away; a key the user sets wins over the recipe
+    paper = PretrainSpec.from_dict({**TINY, "recipe": "paper"}).resolved()
+    assert (paper.objective, paper.augment_config(), paper.features) == ("umurl", AugmentConfig(), "fused")
+    mine = PretrainSpec.from_dict({**TINY, "augment": {"shear_range": 0.5}, "objective": "umurl"}).resolved()
+    assert (mine.objective, mine.augment_config().p_corrupt, mine.augment_config().shear_range) == ("umurl", 0.0, 0.5)
+    assert dict(mine.augment) == {"p_corrupt": 0.0, "shear_range": 0.5}   # the run stores it written out
     p = build_pretrainer(PretrainSpec.from_dict({**TINY, "objective": "umurl+intra_view", "intra_view_weight": 2.0,
                                                  "modality_dropout": 0.25, "keep_observed": "unsupervised",
                                                  "encoder": {**TINY["encoder"], "fusion": "gated"}}))
@@ -152,7 +164,8 @@ def test_spec_defaults_and_wiring():
     assert PretrainSpec.from_dict({**TINY, "text_source": "wordllama"}).text_source == "wordllama"
     for bad, field in (({"modality_dropout": 1.5}, "modality_dropout"), ({"intra_view_weight": -1.0},
                        "intra_view_weight"), ({"center_3d": "joint"}, "center_3d"), ({"objective": "x"}, "objective"),
-                       ({"keep_observed": "face"}, "keep_observed")):
+                       ({"keep_observed": "face"}, "keep_observed"),
+                       ({"recipe": "ours"}, "recipe")):
         with pytest.raises((ValueError, TypeError), match=field):
             PretrainSpec.from_dict({**TINY, **bad})
 

@@ -29,7 +29,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", required=True, help="a new folder for the runs and the tables")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--variants", nargs="+", default=["J", "C", "J+C", "J+C+S"])
-    ap.add_argument("--stream", default="fused", help="evaluation features: fused | concat")
+    ap.add_argument("--stream", default=None, help="evaluation features: fused | concat (default: the recipe's)")
     ap.add_argument("--probe-epochs", type=int, default=100)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE")

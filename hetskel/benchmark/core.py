@@ -101,9 +101,10 @@ def make_spec(paths: Mapping, train_split: str, test_split: str, persons: int, p
     return PretrainSpec.from_dict({**base, **dict(overrides or {})}).resolved()
 
 
-def one_seed(spec: PretrainSpec, run_dir: Path, probe_epochs: int, log=print, features: str = "fused") -> dict:
+def one_seed(spec: PretrainSpec, run_dir: Path, probe_epochs: int, log=print, features: str | None = None) -> dict:
     """The five numbers of one seed, and the run folder. ``features``: the probes' features
-    (``hetskel.eval.pretrained.Features``: ``"fused"`` or ``"concat"``)."""
+    (``hetskel.eval.pretrained.Features``: ``"fused"`` or ``"concat"``; None: the spec's recipe's)."""
+    features = features or spec.features
     seed, t0 = spec.seed, time.perf_counter()
     train_ds, test_ds = load_data(spec)
     C = len(train_ds.class_names or []) or max(train_ds.num_classes, test_ds.num_classes)
@@ -125,7 +126,8 @@ def one_seed(spec: PretrainSpec, run_dir: Path, probe_epochs: int, log=print, fe
            "random_knn": rnd["knn_top1"], "supervised": sup["top1_final"], "run_dir": str(run.run_dir),
            "final_loss": run.final.get("loss"), "ssl_seconds": ssl_s, "supervised_seconds": time.perf_counter() - t,
            "seconds": time.perf_counter() - t0, "semantic_table": table_origin(pre),
-           "num_train": len(train_ds), "num_test": len(test_ds), "num_classes": C}
+           "num_train": len(train_ds), "num_test": len(test_ds), "num_classes": C, "features": features,
+           "recipe": spec.recipe}
     log(f"[seed {seed}] " + ", ".join(f"{k} {out[k]:.1f}" for k in METRICS) + f" ({out['seconds']:.0f} s)")
     return out
 
@@ -157,7 +159,7 @@ def run_benchmark(data, layout: str | None = None, out=None, data2d=None, layout
                   seeds: Sequence[int] = (0,), modalities: str | None = None, size: str = "full",
                   batch_size: int | None = None, lr: float | None = None, num_frames: int = 32,
                   text_source: str = "auto", device: str = "cpu", shared_data=None, command: str = "",
-                  overrides: Mapping | None = None, features: str = "fused", log=print) -> dict:
+                  overrides: Mapping | None = None, features: str | None = None, log=print) -> dict:
     """Benchmark ``data`` (a PYSKL file, an in-memory PYSKL dict, or a ``DATASET_PRESETS`` name);
     writes ``results.json`` / ``results.md`` to ``out`` and returns the report (see the module doc)."""
     t0 = time.perf_counter()
@@ -206,7 +208,7 @@ def run_benchmark(data, layout: str | None = None, out=None, data2d=None, layout
               "persons": persons, "modalities": modalities, "settings": {**sz, "num_frames": num_frames,
                                                                          "size": size, "device": device,
                                                                          "overrides": dict(overrides or {}),
-                                                                         "features": features},
+                                                                         "features": features or "the recipe's"},
               "torch_threads": torch.get_num_threads(), "seeds": per_seed, "summary": summary(per_seed),
               "mean": {k: v["mean"] for k, v in summary(per_seed).items()},
               "std": {k: v["std"] for k, v in summary(per_seed).items()},
@@ -239,8 +241,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=32, help="frames per clip T (default 32)")
     ap.add_argument("--text-source", default="auto", choices=("auto", "cache", "openclip", "wordllama", "random"),
                     help="S's word table (auto: CLIP if its weights are cached, else wordllama); 'random' = no language")
-    ap.add_argument("--features", default="fused", choices=("fused", "concat"),
-                    help="probe features: the fused stream, or it and every modality's own stream concatenated")
+    ap.add_argument("--features", default=None, choices=("fused", "concat"),
+                    help="probe features: the fused stream, or it and every modality's own stream "
+                         "concatenated (default: the recipe's, concat; recipe=paper: fused)")
     ap.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
                     help="other PretrainSpec fields, e.g. objective=umurl+intra_view validation=0.25 "
                          "'augment={\"p_corrupt\": 0}' (JSON values where they parse as JSON)")

@@ -140,10 +140,17 @@ def _pct(fraction: float) -> str:
     return f"{fraction * 100:g}".replace(".", "_") + "pct"
 
 
+def features_of(pretrainer: Pretrainer) -> str:
+    """The evaluation features of the spec the pretrainer was built from (``PretrainSpec.features``:
+    ``"concat"`` for the ``hetskel`` recipe, ``"fused"`` for ``paper``); ``"fused"`` without a spec."""
+    spec = getattr(pretrainer, "spec", None)
+    return getattr(spec, "features", None) or "fused"
+
+
 def evaluate_pretrained(pretrainer: Pretrainer, train_ds, val_ds, probe_epochs: int = 150,
                         semi_fractions: Sequence[float] = (0.01, 0.1), semi_seeds: Sequence[int] = (0, 1, 2, 3, 4),
                         semi_epochs: int = 80, untrained: Pretrainer | None = None,
-                        device=None, batch_size: int | None = None, stream: str = "fused") -> dict:
+                        device=None, batch_size: int | None = None, stream: str | None = None) -> dict:
     """The paper's protocols (linear probe, 1-NN retrieval, semi-supervised) on ``(train_ds, val_ds)``,
     and the same probe on an untrained network.
 
@@ -156,8 +163,10 @@ def evaluate_pretrained(pretrainer: Pretrainer, train_ds, val_ds, probe_epochs: 
     SynHet's face / hand / body / two_person, absent groups omitted; ``{}`` on other data),
     ``per_group_knn_top1`` and, with ``untrained``, both ``..._random_init``. Accuracies in %. ``batch_size``: the
     probe's SGD batch (default ``probe_batch_size``). ``stream``: the probe's features
-    (``Features``; ``"fused"`` default, ``"concat"``); fine-tuning always uses the fused stream.
+    (``Features``: ``"fused"`` or ``"concat"``; None: ``features_of(pretrainer)``, the recipe of the
+    spec it was built from); fine-tuning always uses the fused stream.
     """
+    stream = stream or features_of(pretrainer)
     dev = torch.device(device) if device else next(pretrainer.parameters()).device
     C = max(train_ds.num_classes, val_ds.num_classes)
     names = list(train_ds.class_names or val_ds.class_names or [str(i) for i in range(C)])

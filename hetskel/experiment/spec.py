@@ -45,6 +45,18 @@ HETERO, CLASSIC = ("J", "C", "S"), ("J", "M", "B")
 TextSource = Literal["auto", "cache", "openclip", "wordllama", "random", "user"]
 TEXT_SOURCES = get_args(TextSource)
 Objective = Literal["umurl", "umurl+intra_view"]
+Recipe = Literal["hetskel", "paper"]
+#: named configurations: what ``PretrainSpec.recipe`` sets where the spec leaves it open
+#: (``objective=None``; ``augment`` keys not given). ``"paper"``: the paper's UmURL objective and
+#: augmentation, fused-stream evaluation. ``"hetskel"`` (the default, chosen on a validation split
+#: carved from SynHet's training subjects; numbers in the README): a within-modality term added to
+#: the objective, shear-only spatial augmentation (no joint corruption, which erases the few joints
+#: that alone carry a class, e.g. COCO's face), and evaluation on the fused and every single-modality
+#: stream concatenated.
+RECIPES: dict[str, dict] = {
+    "hetskel": {"objective": "umurl+intra_view", "augment": {"p_corrupt": 0.0}, "features": "concat"},
+    "paper": {"objective": "umurl", "augment": {}, "features": "fused"},
+}
 #: ``center_3d`` -> ``transforms.normalize_3d(variant=...)``: one translation per clip (PYSKL, keeps
 #: the body's path through space) or one per frame (UmURL)
 CENTER_3D = {"clip": "pyskl", "frame": "umurl"}
@@ -79,8 +91,12 @@ class PretrainSpec:
     ``AugmentConfig``.
     3D normalisation: ``center_3d`` ``"clip"`` (default: the first frame's spine_mid subtracted from
     the whole clip, so the path through space stays) or ``"frame"`` (UmURL: every frame centred).
+    Recipe: ``recipe`` ``"hetskel"`` (default) or ``"paper"`` (``RECIPES``): the objective, the
+    augmentation and the evaluation features the spec does not set itself; ``recipe="paper"`` is
+    the paper's configuration.
     Objective (``hetskel.model.objective.Pretrainer``): ``objective`` ``"umurl"`` (the paper's) or
-    ``"umurl+intra_view"`` (plus a within-modality VICReg term weighted ``intra_view_weight``);
+    ``"umurl+intra_view"`` (plus a within-modality VICReg term weighted ``intra_view_weight``), None:
+    the recipe's;
     ``modality_dropout``: probability of leaving each modality out of the fused stream per step.
     Early fusion: ``encoder={"fusion": "paper" | "weighted" | "gated"}`` (``EncoderConfig``).
 
@@ -117,7 +133,8 @@ class PretrainSpec:
     text_cache: str = "default"
     lambda_: float = 5.0
     center_3d: Literal["clip", "frame"] = "clip"
-    objective: Objective = "umurl"
+    recipe: Recipe = "hetskel"
+    objective: Objective | None = None
     intra_view_weight: float = 1.0
     modality_dropout: float = 0.0
     augment: Overrides[AugmentConfig] = field(default_factory=dict)
@@ -165,7 +182,18 @@ class PretrainSpec:
         return get_preset(self.preset, **over)
 
     def augment_config(self) -> AugmentConfig:
-        return self.augment.build()
+        """The recipe's augmentation under the spec's own ``augment`` keys."""
+        return AugmentConfig(**{**RECIPES[self.recipe]["augment"], **dict(self.augment)})
+
+    @property
+    def pretrain_objective(self) -> str:
+        """``objective``, else the recipe's."""
+        return self.objective or RECIPES[self.recipe]["objective"]
+
+    @property
+    def features(self) -> str:
+        """The evaluation features of the recipe (``hetskel.eval.pretrained.Features`` stream)."""
+        return RECIPES[self.recipe]["features"]
 
     def synhet_config(self) -> SynHetConfig:
         """The SynHet draw (``dataset == "synhet"``): ``synhet`` over the spec's sizes and seed."""
@@ -205,6 +233,9 @@ class PretrainSpec:
         s.num_frames = self.encoder_config().num_frames
         if s.lifter_width is None:
             s.lifter_width = 1024 if self.preset == "paper" else 256
+        # the recipe written out, so a stored run does not depend on RECIPES staying as they are
+        s.objective = self.pretrain_objective
+        s.augment = {**RECIPES[self.recipe]["augment"], **dict(self.augment)}
         return s.validate()
 
     def validate(self) -> PretrainSpec:

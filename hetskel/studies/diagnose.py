@@ -20,8 +20,8 @@ class group present (SynHet: ``face``, ``hand``, ``body``, ``two_person``; none 
 paired difference to that variant. The base may be any ``PretrainSpec`` (dict or object), so a
 paired 3D+2D real dataset (``dataset="pyskl"``, ``paths={"ntu25": 3D file, "coco17": 2D file}``)
 runs the same way. Options under test are spec fields: ``encoder={"fusion": "gated"}``,
-``objective="umurl+intra_view"``, ``modality_dropout``, ``center_3d``; ``stream="concat"``
-evaluates the concatenated fused + single-stream features.
+``objective="umurl+intra_view"``, ``modality_dropout``, ``center_3d``, ``recipe="paper"``; ``stream``
+(default: the recipe's) ``"concat"`` evaluates the concatenated fused + single-stream features.
 """
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def variant_spec(base, modalities: str, seed: int):
 
 def diagnose_trial(spec, run_dir, probe_epochs: int = 100, supervised_epochs: int | None = None,
                    supervised_lr: float | None = None, supervised_batch_size: int | None = None,
-                   stream: str = "fused", progress: bool = False) -> list[dict]:
+                   stream: str | None = None, progress: bool = False) -> list[dict]:
     """Pretrain ``spec`` into ``run_dir/pretrain`` and run the four ``PROTOCOLS``: one row each.
 
     Supervised training: ``supervised_epochs`` (default the spec's pretraining epochs), Adam at
@@ -75,7 +75,7 @@ def diagnose_trial(spec, run_dir, probe_epochs: int = 100, supervised_epochs: in
                              seed=spec.seed, device=device)
     t3 = time.time()
     meta = {"modalities": spec.modalities, "seed": spec.seed, "semantic_table": run.semantic_table,
-            "features": stream, "num_train": len(train_ds), "num_test": len(test_ds),
+            "features": res["features"], "num_train": len(train_ds), "num_test": len(test_ds),
             "pretrain_dir": str(run.run_dir), "pretrain_s": round(t1 - t0, 2)}
     found = {
         "ssl_linear": (res["linear_top1"], res["per_group_linear_top1"]),
@@ -90,7 +90,7 @@ def diagnose_trial(spec, run_dir, probe_epochs: int = 100, supervised_epochs: in
 
 def diagnose(spec, seeds: Sequence[int] = (0, 1, 2), variants: Mapping[str, str] | Sequence[str] | None = None,
              run_root=None, probe_epochs: int = 100, supervised_epochs: int | None = None,
-             supervised_lr: float | None = None, supervised_batch_size: int | None = None, stream: str = "fused",
+             supervised_lr: float | None = None, supervised_batch_size: int | None = None, stream: str | None = None,
              progress: bool = False, log: Callable[[str], Any] | None = print) -> list[dict]:
     """Every variant x seed (``diagnose_trial``): long-form rows with ``variant`` added.
 

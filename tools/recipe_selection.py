@@ -1,0 +1,82 @@
+"""Choose the default configuration on a validation split carved from SynHet's training subjects.
+
+Each candidate is a set of ``PretrainSpec`` fields; every candidate and seed pretrains J+C+S at the
+notebooks' default size with ``validation=0.25`` (a quarter of the x-sub training subjects carved
+out: pretraining and the probes use the other three quarters, the probes are scored on the carved
+quarter; the test subjects are never read), then a 150-epoch linear probe and 1-NN on the fused and
+on the concatenated features. One torch thread per process, so two can share two cores:
+
+    .venv/bin/python tools/recipe_selection.py --out runs/recipe_selection/a --seeds 0 1 \
+        --candidates paper shear_intra_view
+    .venv/bin/python tools/recipe_selection.py --out runs/recipe_selection/b --seeds 0 1 \
+        --candidates intra_view shear_intra_view_observed
+
+Writes ``OUT/rows.json`` and prints one line per run and the mean per candidate and feature set.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from hetskel.eval.pretrained import evaluate_pretrained
+from hetskel.experiment import pretrain as experiment
+from hetskel.io import make_run_dir, save_json
+from hetskel.studies.diagnose import variant_spec
+
+PAPER = {"recipe": "paper"}
+#: candidate name -> PretrainSpec fields (over the paper's configuration)
+CANDIDATES = {
+    "paper": dict(PAPER),
+    "intra_view": {**PAPER, "objective": "umurl+intra_view"},
+    "shear_intra_view": {**PAPER, "objective": "umurl+intra_view", "augment": {"p_corrupt": 0.0}},
+    "shear_intra_view_observed": {**PAPER, "objective": "umurl+intra_view", "augment": {"p_corrupt": 0.0},
+                                  "keep_observed": "unsupervised"},
+}
+
+
+def one_run(name: str, seed: int, out, probe_epochs: int) -> dict:
+    spec = variant_spec({"dataset": "synhet", "validation": 0.25, **CANDIDATES[name]}, "J,C,S", seed)
+    t0 = time.time()
+    run = experiment.pretrain(spec, out / f"{name}_seed{seed}")
+    net, spec = experiment.load_pretrained(run.run_dir)
+    fit, val = experiment.load_data(spec)
+    row = {"candidate": name, "seed": seed, "fields": CANDIDATES[name], "num_fit": len(fit), "num_validation": len(val),
+           "pretrain_s": round(time.time() - t0), "semantic_table": run.semantic_table}
+    for stream in ("fused", "concat"):
+        r = evaluate_pretrained(net, fit, val, probe_epochs=probe_epochs, semi_fractions=(), stream=stream)
+        row[stream] = {"linear": r["linear_top1"], "knn": r["knn_top1"], "groups": r["per_group_linear_top1"]}
+    return row
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", required=True, help="a new folder for the runs and rows.json")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
+    ap.add_argument("--probe-epochs", type=int, default=150)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    out = make_run_dir(args.out, "recipe_selection")
+    rows = []
+    for name in args.candidates:
+        for seed in args.seeds:
+            r = one_run(name, seed, out, args.probe_epochs)
+            rows.append(r)
+            print(f"{name} seed {seed}: " + "; ".join(
+                f"{s} linear {r[s]['linear']:.1f} (" + ", ".join(f"{g} {v:.1f}" for g, v in r[s]["groups"].items())
+                + f"), 1-NN {r[s]['knn']:.1f}" for s in ("fused", "concat")) +
+                f" [{r['num_fit']} fit / {r['num_validation']} validation clips, {r['pretrain_s']} s]", flush=True)
+            save_json(out / "rows.json", {"seeds": args.seeds, "rows": rows})
+    for name in args.candidates:
+        mine = [r for r in rows if r["candidate"] == name]
+        print(name + ": " + ", ".join(f"{s} {statistics.fmean(r[s]['linear'] for r in mine):.2f}"
+                                      for s in ("fused", "concat")) + f" (mean validation linear over {len(mine)} seeds)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -21,11 +21,12 @@ import torch
 from hetskel.config import parse_assignments
 from hetskel.eval.pretrained import evaluate_pretrained
 from hetskel.experiment import pretrain as experiment
+from hetskel.experiment.spec import smoke_spec
 from hetskel.io import save_json
 
 
 def one_seed(seed: int, overrides: dict, probe_epochs: int) -> dict:
-    spec = experiment.smoke_spec(seed=seed, data_seed=seed, **overrides)
+    spec = smoke_spec(seed=seed, data_seed=seed, **overrides)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         run = experiment.pretrain(spec, f"{tmp}/run")

@@ -45,15 +45,23 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from hetskel.bench.gpu_check import gpu_check
 from hetskel.bench.report import (
     REGRESSION_TOLERANCE,
     machine_info,
     report,
 )
+from hetskel.bench.steps import (
+    build_pretrainer,
+    data_part,
+    lifter_gflops,
+    pair_models,
+    peak_flops,
+    sync,
+    synhet_dataset,
+)
 from hetskel.io import load_json, save_json, shared_data_dir
 
-# dense bf16 peak FLOP/s by device name (first match wins); --peak-tflops overrides
-PEAK_BF16 = (("H200", 989e12), ("H100 PCIe", 756e12), ("H100", 989e12), ("A100", 312e12), ("L40S", 362e12))
 SETTINGS = {  # quick: CI on a shared 2-core CPU; full: a few minutes
     "quick": {"ntu_rounds": 2, "synth_samples": 1000, "cpu_batch": 8, "cpu_warmup": 1, "cpu_steps": 3,
               "cpu_data": 64, "aug_batch": 256, "aug_loop": 32, "gpu_batch": 256, "gpu_warmup": 3,
@@ -105,60 +113,6 @@ def bench_synth(num_samples: int, num_frames: int = 64) -> dict:
 
 # ---------------------------------------------------------------------------------------------
 # pretraining step
-def synhet_dataset(num_samples: int, num_frames: int = 64, seed: int = 0):
-    """A SynHet ``ArrayDataset`` ``{"ntu25": (N,2,T,25,3), "coco17": (N,2,T,17,2)}``, PYSKL-normalised."""
-    from hetskel.data.batches import load_dataset
-    from hetskel.data.synhet import generate
-
-    d3, d2 = generate(num_samples=num_samples, num_frames=num_frames, seed=seed)
-    return load_dataset({"ntu25": d3, "coco17": d2}, num_frames=num_frames)
-
-
-def build_pretrainer(preset: str, lifter_width: int = 1024, seed: int = 0):
-    """The paper's model: ``HeteroProcessor`` (ntu25 -> J, lifted coco17 -> C, words -> S) + encoder.
-
-    The text table is a seeded random ``(7, 512)`` stand-in for CLIP's (no download here); its cost
-    in the step is identical (a 512 -> 1 linear map of 7 rows and a gather)."""
-    from hetskel.hetero.pipeline import HeteroProcessor
-    from hetskel.hetero.semantic import SemanticConfig, vocabulary
-    from hetskel.model.encoder import UnifiedEncoder
-    from hetskel.model.objective import Pretrainer
-
-    torch.manual_seed(seed)
-    words = len(vocabulary(SemanticConfig.for_frame("pyskl")))
-    table = torch.randn(words, 512, generator=torch.Generator().manual_seed(seed))
-    proc = HeteroProcessor({"J": "ntu25", "C": "coco17"}, semantic="words", text_table=table,
-                           lifter_width=lifter_width)
-    enc = UnifiedEncoder(preset, proc.modality_channels(), proc.layout.num_joints)
-    return Pretrainer(enc, ("J", "C", "S"), processor=proc, seed=seed)
-
-
-def _data_part(obj, ds, idx: torch.Tensor, g: torch.Generator) -> None:
-    """What a step spends on data: gather the batch, K+1 crops and one spatial draw per source."""
-    from hetskel.model.augment import crop_batch, spatial_augment, valid_lengths
-
-    batch = ds.get_batch(idx)
-    valid = valid_lengths(batch)
-    for _ in range(len(obj.modalities) + 1):
-        raw = crop_batch(batch, obj.encoder.config.num_frames, obj.augment, g, valid=valid)
-        for k in ds.sources:
-            spatial_augment(raw[k], obj.augment, g)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def peak_flops(device: torch.device, override_tflops: float | None = None) -> float | None:
-    if override_tflops:
-        return override_tflops * 1e12
-    if device.type != "cuda":
-        return None
-    name = torch.cuda.get_device_name(device)
-    return next((v for key, v in PEAK_BF16 if key in name), None)
-
-
 def bench_train(preset: str, device: str, batch_size: int, warmup: int, steps: int, data_samples: int,
                 lifter_width: int = 1024, compile: bool = False, peak_tflops: float | None = None,
                 amp: str = "auto", ds=None, details: bool = True) -> dict:
@@ -201,10 +155,10 @@ def bench_train(preset: str, device: str, batch_size: int, warmup: int, steps: i
     for i in range(1, warmup):
         step(i)
     for i in range(warmup, warmup + steps):
-        _sync(dev)
+        sync(dev)
         t0, c0 = time.perf_counter(), time.process_time()
         step(i)
-        _sync(dev)
+        sync(dev)
         times.append(time.perf_counter() - t0)
         cpu_times.append(time.process_time() - c0)
     step_s = statistics.median(times)
@@ -224,10 +178,10 @@ def bench_train(preset: str, device: str, batch_size: int, warmup: int, steps: i
     data_times = []
     for i in range(max(3, steps // 2)):
         idx = order[(i % per_epoch) * batch_size:(i % per_epoch + 1) * batch_size]
-        _sync(dev)
+        sync(dev)
         t0 = time.perf_counter()
-        _data_part(obj, ds, idx, g)
-        _sync(dev)
+        data_part(obj, ds, idx, g)
+        sync(dev)
         data_times.append(time.perf_counter() - t0)
 
     data_s = statistics.median(data_times)
@@ -254,32 +208,7 @@ def bench_train(preset: str, device: str, batch_size: int, warmup: int, steps: i
 
 
 # ---------------------------------------------------------------------------------------------
-# J+M+B vs J+C+S at the paper preset, side by side, and the GPU check
-def build_classic(preset: str, seed: int = 0):
-    """UmURL's J+M+B on ntu25 (``ClassicModalities``) with the same encoder preset and views."""
-    from hetskel.model.encoder import UnifiedEncoder
-    from hetskel.model.objective import ClassicModalities, Pretrainer
-
-    torch.manual_seed(seed)
-    enc = UnifiedEncoder(preset, {"J": 3, "M": 3, "B": 3}, 25)
-    return Pretrainer(enc, ("J", "M", "B"), processor=ClassicModalities("ntu25"), seed=seed)
-
-
-def _models(preset: str, lifter_width: int, process: str | None = None) -> dict:
-    jcs = build_pretrainer(preset, lifter_width)
-    if process is not None:
-        jcs.process_mode = process
-    return {"J+M+B": build_classic(preset), "J+C+S": jcs}
-
-
-def _lifter_gflops(obj) -> float:
-    from hetskel.hetero.lifter import lifter_flops
-
-    c = obj.encoder.config
-    return sum(lifter_flops(l.in_joints, l.out_joints, l.init_args["width"], l.init_args["num_layers"],
-                            c.num_frames, c.max_persons) for l in obj.processor.lifters.values()) / 1e9
-
-
+# J+M+B vs J+C+S at the paper preset, side by side (the GPU check: hetskel.bench.gpu_check)
 def bench_pair(preset: str, device: str, batch_size: int, warmup: int, steps: int, lifter_width: int = 1024,
                amp: str = "auto", ds=None, process: str | None = None) -> dict:
     """samples/s of the J+M+B and the J+C+S pretraining step (same encoder preset and views), their
@@ -292,7 +221,7 @@ def bench_pair(preset: str, device: str, batch_size: int, warmup: int, steps: in
     dev = torch.device(device)
     frames = 64
     ds = (ds if ds is not None and len(ds) >= batch_size else synhet_dataset(max(batch_size, 16), frames)).to(dev)
-    models = {k: m.to(dev).train() for k, m in _models(preset, lifter_width, process).items()}
+    models = {k: m.to(dev).train() for k, m in pair_models(preset, lifter_width, process).items()}
     cfg = TrainConfig(amp=amp)
     amp_dtype = cfg.amp_dtype(dev)
     opts = {k: make_optimizer(cfg, [p for p in m.parameters() if p.requires_grad]) for k, m in models.items()}
@@ -301,14 +230,14 @@ def bench_pair(preset: str, device: str, batch_size: int, warmup: int, steps: in
     times: dict[str, list[float]] = {k: [] for k in models}
     for r in range(warmup + steps):
         for k, m in models.items():
-            _sync(dev)
+            sync(dev)
             t0 = time.perf_counter()
             with torch.autocast(dev.type, dtype=amp_dtype) if amp_dtype else nullcontext():
                 out = m(batch)
             opts[k].zero_grad(set_to_none=True)
             out["loss"].backward()
             opts[k].step()
-            _sync(dev)
+            sync(dev)
             if r >= warmup:
                 times[k].append(time.perf_counter() - t0)
     rows = {}
@@ -321,128 +250,8 @@ def bench_pair(preset: str, device: str, batch_size: int, warmup: int, steps: in
             "batch_size": batch_size, "warmup_rounds": warmup, "rounds": steps, "interleaved": True,
             "lifter_width": lifter_width, "rows": rows,
             "ratio": rows["J+C+S"]["samples_per_s"] / rows["J+M+B"]["samples_per_s"],
-            "lifter_gflops_per_sample": _lifter_gflops(jcs),
+            "lifter_gflops_per_sample": lifter_gflops(jcs),
             "encoder_gflops_per_sample": encoder_flops(preset, ("J", "C", "S"), jcs.encoder.num_joints) / 1e9}
-
-
-def _ntu60_arrays(n: int, frames: int, device) -> dict:
-    """Synthetic NTU-60-sized device-resident data of the real shapes: ``ntu25 (n,2,T,25,3)``,
-    ``coco17 (n,2,T,17,2)``, original lengths; about half the clips have one person."""
-    g = torch.Generator(device="cpu").manual_seed(0)
-    solo = torch.rand(n, generator=g) < 0.5
-    out = {}
-    for key, (v, c) in {"ntu25": (25, 3), "coco17": (17, 2)}.items():
-        x = torch.empty(n, 2, frames, v, c, device=device).normal_(generator=torch.Generator(device=device).manual_seed(1))
-        x[solo.to(device), 1] = 0
-        out[key] = x
-    out["length"] = torch.randint(40, 300, (n,), generator=g).to(device)
-    return out
-
-
-def gpu_check(smoke: bool = False, compile_modes=(False, True), lifter_width: int = 1024,
-              peak_tflops: float | None = None, budget_s: float = 420.0) -> dict:
-    """The paper preset's J+C+S and J+M+B pretraining steps in bf16 at batch 512 on NTU-60-sized
-    device-resident data (40,091 clips): samples/s, MFU, peak memory, the data part's share of a step
-    (gather + K+1 crops + spatial draws, timed alone), ``torch.compile`` off/on and the projected wall
-    time of 451 epochs. ``smoke``: a tiny version (small preset, batch 4, 64 clips, CPU if no GPU,
-    compile with the ``eager`` backend) that runs end to end anywhere. Stops starting new
-    configurations past ``budget_s`` (recorded as skipped)."""
-    from hetskel.train.config import TrainConfig, make_optimizer
-
-    t_start = time.perf_counter()
-    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    preset, batch_size, clips = ("small", 4, 64) if smoke else ("paper", 512, 40091)
-    warmup, steps = (1, 2) if smoke else (3, 8)
-    frames = 64
-    data = _ntu60_arrays(clips, frames, dev)
-    res = {"smoke": smoke, "device": str(dev), "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
-           "preset": preset, "batch_size": batch_size, "clips": clips, "frames": frames, "amp": "bfloat16",
-           "epochs": 451, "runs": []}
-    peak = peak_flops(dev, peak_tflops)
-    res["peak_tflops"] = peak / 1e12 if peak else None
-    order = torch.randperm(clips, device=dev)
-    for name in ("J+C+S", "J+M+B"):
-        for comp in compile_modes:
-            row = {"model": name, "compile": comp}
-            res["runs"].append(row)
-            if time.perf_counter() - t_start > budget_s:
-                row["skipped"] = f"over the {budget_s:.0f} s budget"
-                continue
-            try:
-                obj = _models(preset, lifter_width)[name].to(dev).train()
-                opt = make_optimizer(TrainConfig(), [p for p in obj.parameters() if p.requires_grad])
-                model = torch.compile(obj, backend="eager" if smoke else "inductor") if comp else obj
-                keys = ("ntu25", "coco17", "length") if name == "J+C+S" else ("ntu25", "length")
-
-                def get(i):
-                    idx = order[(i * batch_size) % (clips - batch_size + 1):][:batch_size]
-                    return {k: data[k][idx] for k in keys}
-
-                def step(i, counter=None, model=model, opt=opt):
-                    with torch.autocast(dev.type, dtype=torch.bfloat16):
-                        out = model(get(i))
-                    fwd = counter.get_total_flops() if counter is not None else None
-                    opt.zero_grad(set_to_none=True)
-                    out["loss"].backward()
-                    opt.step()
-                    return fwd
-
-                with FlopCounterMode(display=False) as counter:
-                    fwd = step(0, counter) if not comp else None
-                if dev.type == "cuda":
-                    torch.cuda.reset_peak_memory_stats(dev)
-                t0 = time.perf_counter()
-                for i in range(1, warmup + 1):
-                    step(i)
-                _sync(dev)
-                row["warmup_s"] = time.perf_counter() - t0
-                times = []
-                for i in range(warmup + 1, warmup + 1 + steps):
-                    _sync(dev)
-                    t0 = time.perf_counter()
-                    step(i)
-                    _sync(dev)
-                    times.append(time.perf_counter() - t0)
-                med = statistics.median(times)
-                g = torch.Generator(device=dev).manual_seed(1)
-                dts = []
-                for i in range(3):
-                    _sync(dev)
-                    t0 = time.perf_counter()
-                    _data_part(obj, _Arrays(get(i)), None, g)
-                    _sync(dev)
-                    dts.append(time.perf_counter() - t0)
-                rate = batch_size / med
-                row.update({"step_s": [round(t, 4) for t in times], "samples_per_s": rate,
-                            "data_fraction": statistics.median(dts) / med,
-                            "projected_wall_h": 451 * clips / rate / 3600})
-                if fwd is not None:
-                    row["train_gflops_per_sample"] = 3 * fwd / batch_size / 1e9
-                if dev.type == "cuda":
-                    row["peak_memory_gb"] = torch.cuda.max_memory_allocated(dev) / 2**30
-                del model, obj, opt
-            except Exception as e:  # noqa: BLE001 -- record and go on with the other configurations
-                row["error"] = f"{type(e).__name__}: {e}"
-                traceback.print_exc()
-    for name in ("J+C+S", "J+M+B"):  # MFU from the eager run's counted FLOPs
-        flops = next((r.get("train_gflops_per_sample") for r in res["runs"] if r["model"] == name
-                      and r.get("train_gflops_per_sample")), None)
-        for r in res["runs"]:
-            if r["model"] == name and "samples_per_s" in r and flops and peak:
-                r["mfu"] = flops * 1e9 * r["samples_per_s"] / peak
-    res["elapsed_s"] = time.perf_counter() - t_start
-    return res
-
-
-class _Arrays:
-    """A batch already gathered, for ``_data_part`` (its gather is then the copy the step makes)."""
-
-    def __init__(self, batch: dict):
-        self.batch = batch
-        self.sources = [k for k in batch if k != "length"]
-
-    def get_batch(self, idx):
-        return {k: v.clone() for k, v in self.batch.items()}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -470,10 +279,10 @@ def bench_augment(batch: int, loop_samples: int, device: str = "cpu", out_frames
         fn()  # warm-up
         best = float("inf")
         for _ in range(3):
-            _sync(dev)
+            sync(dev)
             t0 = time.perf_counter()
             fn()
-            _sync(dev)
+            sync(dev)
             best = min(best, time.perf_counter() - t0)
         rates[name] = n / best
     return {"device": str(dev), "batch": batch, "loop_samples": loop_samples, "out_frames": out_frames,

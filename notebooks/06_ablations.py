@@ -47,6 +47,7 @@ lr = 2e-3
 lifter_width = 64             # 0 -> the spec's default (256 off the paper preset)
 probe_epochs = 60
 num_threads = 1               # torch threads per trial (shared CPU)
+recipe = "hetskel"            # "hetskel" (default) | "paper": the configuration every trial starts from
 progress = True
 diagnosis_variants = ["J", "C", "J+C+S"]   # "Does adding formats help?": [] skips the section
 diagnosis_seeds = [0, 1, 2]
@@ -66,7 +67,7 @@ if smoke:  # CI: two trials at the SMOKE size (trial.ipynb's smoke mode)
 names = ablation.select(groups, variants)
 fixed = {"smoke": bool(smoke), "preset": preset, "num_samples": num_samples, "epochs": epochs,
          "batch_size": batch_size, "lr": lr, "lifter_width": lifter_width, "probe_epochs": probe_epochs,
-         "num_threads": num_threads}
+         "num_threads": num_threads, "recipe": recipe}
 # variant and seed first: run_grid names each trial folder after its parameters (cut at 120 characters)
 grid = [{"variant": n, "seed": int(s), **fixed} for n in names for s in seeds]
 figdir = run_dir / "figures" if smoke else None  # smoke figures stay out of the committed figures/
@@ -127,8 +128,9 @@ from hetskel.studies.diagnose import diagnose, diagnosis_markdown, diagnosis_sum
 
 diagnosis_table, diagnosis_rows = "", []
 if diagnosis_variants:
-    base = smoke_spec() if smoke else PretrainSpec(preset=preset, num_samples=num_samples, epochs=epochs,
-                                                   batch_size=batch_size, lr=lr, lifter_width=lifter_width or None)
+    base = smoke_spec(recipe=recipe) if smoke else PretrainSpec(
+        preset=preset, num_samples=num_samples, epochs=epochs, batch_size=batch_size, lr=lr,
+        lifter_width=lifter_width or None, recipe=recipe)
     diagnosis_rows = diagnose(base, seeds=[0] if smoke else diagnosis_seeds,
                               variants=["J", "J+C+S"] if smoke else diagnosis_variants,
                               run_root=Path(run_dir) / "diagnosis", probe_epochs=probe_epochs,

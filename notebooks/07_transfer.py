@@ -56,6 +56,7 @@ num_samples = 2000
 epochs = 20
 batch_size = 128
 lr = 5e-4
+recipe = "hetskel"         # "hetskel" (default) | "paper" (PretrainSpec.recipe)
 ntu_3d = ""                # ntu60_3danno.pkl: pretrain on NTU-60 x-sub (with ntu_2d: J+C+S)
 ntu_2d = ""                # ntu60_hrnet.pkl
 pku_pyskl = ""             # PKU-MMD II as a PYSKL file (hetskel.data.pku.load_pku_mmd + save_pyskl), xsub_train/xsub_val
@@ -80,10 +81,11 @@ if not pretrain_dir:
     if ntu_3d:
         paths = {k: p for k, p in (("ntu25", ntu_3d), ("coco17", ntu_2d)) if p}
         pre_spec = PretrainSpec(dataset="pyskl", paths=paths, modalities="J,C,S" if ntu_2d else "J,S",
-                                           preset=preset, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+                                           preset=preset, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                                           recipe=recipe)
     else:
         pre_spec = PretrainSpec(preset=preset, num_samples=num_samples, epochs=epochs, batch_size=batch_size,
-                                           lr=lr, seed=seed, data_seed=seed)
+                                           lr=lr, seed=seed, data_seed=seed, recipe=recipe)
     if smoke:
         pre_spec = smoke_spec(pre_spec, seed=seed, data_seed=seed)
     pretrain_dir = experiment.pretrain(pre_spec, run_dir / "pretrain", progress=progress).run_dir

@@ -34,6 +34,7 @@ lr = 2e-3
 lifter_width = 64    # 0 -> the spec's default (256 off the paper preset)
 probe_epochs = 60
 num_threads = 1      # torch threads (the CPU is shared; 1 was faster under load)
+recipe = "hetskel"   # "hetskel" (default) | "paper" (PretrainSpec.recipe)
 progress = False
 
 # %%
@@ -46,11 +47,11 @@ if num_threads:
     torch.set_num_threads(int(num_threads))
 run_dir = make_run_dir(run_dir, "trial")
 if smoke:
-    base = {**SMOKE, "epochs": 4}
+    base = {**SMOKE, "epochs": 4, "recipe": recipe}
     probe_epochs = 20
 else:
     base = dict(dataset="synhet", preset=preset, num_samples=num_samples, epochs=epochs, batch_size=batch_size,
-                lr=lr, save_every=0)
+                lr=lr, save_every=0, recipe=recipe)
     if lifter_width:
         base["lifter_width"] = lifter_width
 metrics = ablation.run_trial(variant, base, seed, run_dir, probe_epochs=probe_epochs, progress=progress)

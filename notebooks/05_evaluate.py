@@ -111,16 +111,20 @@ print(results_table(res))
 
 # %% [markdown]
 # How much pretraining buys depends on how much of it there was. On SynHet the untrained network is
-# already strong: its random transformer features separate the *body* and *two-person* classes well,
-# while neither it nor the self-supervised objective separates the *face* and *hand* classes (their
-# cue lives in one format only, and the cross-modal agreement terms reward what all modalities share).
-# Measured on SynHet x-sub (linear probe, 150 epochs, one thread): 04's CPU default (2000 clips,
-# `small`, 20 epochs) 75.7 vs 72.8 (+2.9 points; 1-NN +3.8). The smoke size (`SMOKE`: 400
-# clips, `tiny`, ~180 steps) gains +4.1 at seed 0, and +4.4 on average over seeds 0-15 (sd 3.2),
-# above zero for 14 of the 16 (`tools/smoke_gain_study.py`; the earlier 60 steps at lr 1e-2 gave
-# -1 to +7). In smoke mode the check below is part of the test suite, at seed 0 on one thread so
-# that it repeats run to run: it catches a pretraining that does not learn, collapses or diverges,
-# not a regression of a point or two.
+# already strong: its random transformer features separate the *body* and *two-person* classes well;
+# the *face* and *hand* classes carry their cue in one format only (COCO's face joints, Kinect's hand
+# joints), which is what the default recipe's within-modality term and concatenated features are
+# for (README, "Does adding formats help?", for the numbers at 04's default size).
+# The smoke size (`SMOKE`: 400 clips, `tiny`, ~180 steps), default recipe, measured over seeds 0-11
+# with `tools/smoke_gain_study.py` (one thread, 150-epoch probe): linear gain over the untrained
+# network +4.1 at seed 0, mean +0.8 (min -5.5, max +4.1), above zero for 7 of the 12; per group,
+# pretrained *body* 92.2-100 and *two-person* 92.6-100, while *face* (19.5-51.7) and *hand*
+# (16.7-52.9) swing across seeds with chance at 33 within a group: 180 steps do not learn them
+# reliably. So the checks below are: the gain at seed 0 on one thread (a pretraining that does not
+# learn, diverges or goes wrong by several points fails it), and every *body* and *two-person*
+# accuracy at least 80 -- a collapsed representation (one prediction for all clips) scores at most
+# 12.5 on the 8 body classes, and a fused stream diluted by a useless modality loses the body classes
+# first -- a floor 12 points below the lowest of the 12 seeds, so another CPU's rounding cannot flip it.
 
 # %%
 gain = res["linear_top1"] - res["linear_top1_random_init"]
@@ -128,6 +132,10 @@ print(f"linear probe: pretrained {res['linear_top1']:.1f} vs random init {res['l
       f"({gain:+.1f} points); 1-NN {res['knn_top1'] - res['knn_top1_random_init']:+.1f} points")
 if smoke:
     assert gain > 0, "pretraining did not beat the untrained network on the linear probe"
+    if spec.dataset == "synhet":  # floors calibrated over 12 seeds (text above)
+        groups = res["per_group_linear_top1"]
+        low = {g: round(groups[g], 1) for g in ("body", "two_person") if groups[g] < 80.0}
+        assert not low, f"a collapsed or diluted representation: {low} below the floor of 80 (groups {groups})"
 
 # %% [markdown]
 # ## Per class
@@ -191,7 +199,7 @@ if smoke:
                         "out_dim": 128},
             "parameters": {"encoder": 353920, "processor": 15530, "unifier": 45, "lifters": 15228, "semantic": 257}
         }, written["network"]
-    if spec.dataset == "synhet":  # every SynHet group has test clips; thresholds: calibrated over seeds (issue 12)
+    if spec.dataset == "synhet":  # every SynHet group has test clips (the floors are checked above)
         assert set(written["per_group_linear_top1"]) == {"face", "hand", "body", "two_person"}, \
             written["per_group_linear_top1"]
     print("smoke check passed")

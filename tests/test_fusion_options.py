@@ -196,6 +196,19 @@ def test_group_top1_weights_classes_by_their_test_clips():
     assert np.array_equal(knn_confusion(ftr, ytr, ftr + 0.01, ytr, 3), np.eye(3, dtype=np.int64))
 
 
+def test_a_collapsed_representation_fails_the_smoke_floor_on_body_classes():
+    """05's smoke floor (body and two-person >= 80): one prediction for every clip scores at most
+    one class's share of the body group, far below it."""
+    from hetskel.data.synhet import class_names
+
+    names = class_names()
+    clips = np.full(len(names), 12)                    # 12 test clips per class
+    conf = np.zeros((len(names), len(names)), dtype=np.int64)
+    conf[:, names.index("squat")] = clips              # everything predicted as one body class
+    got = group_top1(conf, names)
+    assert got["body"] == pytest.approx(100 / 8) and got["two_person"] == 0.0 and got["face"] == 0.0
+
+
 def test_evaluate_reports_groups_and_concat_features(tmp_path):
     from hetskel.eval.pretrained import evaluate_pretrained
     spec = PretrainSpec.from_dict(TINY)

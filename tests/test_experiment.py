@@ -72,7 +72,7 @@ def test_bad_values_are_named(kw, match):
 def test_resolved_fills_sizes_and_plans_sources():
     s = PretrainSpec(modalities="c, s").resolved()
     assert (s.modalities, s.num_frames, s.lifter_width) == ("C,S", 32, 256)
-    assert PretrainSpec(preset="paper").resolved().lifter_width == 1024
+    assert PretrainSpec(preset="paper").resolved().lifter_width == 512
     assert s.plan(s.source_layouts()) == {"C": "coco17"}                   # S from C when there is no J
     assert PretrainSpec(modalities="S").plan({"a": "ntu25", "b": "coco17"}) == {"J": "ntu25"}
     assert PretrainSpec(modalities="J,M,B").classic

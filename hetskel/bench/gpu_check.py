@@ -31,7 +31,7 @@ def ntu60_arrays(n: int, frames: int, device) -> dict:
     return out
 
 
-def gpu_check(smoke: bool = False, compile_modes=(False, True), lifter_width: int = 1024,
+def gpu_check(smoke: bool = False, compile_modes=(False, True), lifter_width: int = 512,
               peak_tflops: float | None = None, budget_s: float = 420.0) -> dict:
     """The paper preset's J+C+S and J+M+B pretraining steps in bf16 at batch 512 on NTU-60-sized
     device-resident data (40,091 clips): samples/s, MFU, peak memory, the data part's share of a step

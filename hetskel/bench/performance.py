@@ -114,7 +114,7 @@ def bench_synth(num_samples: int, num_frames: int = 64) -> dict:
 # ---------------------------------------------------------------------------------------------
 # pretraining step
 def bench_train(preset: str, device: str, batch_size: int, warmup: int, steps: int, data_samples: int,
-                lifter_width: int = 1024, compile: bool = False, peak_tflops: float | None = None,
+                lifter_width: int = 512, compile: bool = False, peak_tflops: float | None = None,
                 amp: str = "auto", ds=None, details: bool = True) -> dict:
     """samples/s of full pretraining steps (``train.py``'s step: gather, autocast forward, backward,
     Adam), FLOPs of a step, data-vs-compute split, MFU and peak memory on CUDA. ``amp`` is
@@ -209,7 +209,7 @@ def bench_train(preset: str, device: str, batch_size: int, warmup: int, steps: i
 
 # ---------------------------------------------------------------------------------------------
 # J+M+B vs J+C+S at the paper preset, side by side (the GPU check: hetskel.bench.gpu_check)
-def bench_pair(preset: str, device: str, batch_size: int, warmup: int, steps: int, lifter_width: int = 1024,
+def bench_pair(preset: str, device: str, batch_size: int, warmup: int, steps: int, lifter_width: int = 512,
                amp: str = "auto", ds=None, process: str | None = None) -> dict:
     """samples/s of the J+M+B and the J+C+S pretraining step (same encoder preset and views), their
     steps interleaved (one of each per round) so both see the same machine load; rate from the median
@@ -292,7 +292,7 @@ def bench_augment(batch: int, loop_samples: int, device: str = "cpu", out_frames
 
 # ---------------------------------------------------------------------------------------------
 def measure(quick: bool, skip=(), shared_data: Path | None = None, gpu_batch: int | None = None,
-            compile: bool = False, peak_tflops: float | None = None, lifter_width: int = 1024,
+            compile: bool = False, peak_tflops: float | None = None, lifter_width: int = 512,
             cpu_amp: str = "auto") -> dict:
     """Every section not in ``skip`` (flops, ntu, synth, train, gpu, augment). A section that raises
     is recorded as ``{"error": ...}`` under its key (and in ``errors``) and the others still run."""
@@ -383,7 +383,8 @@ def main(argv=None) -> int:
     p.add_argument("--shared-data", type=Path, help="folder holding ntu_raw_sample/ (default ../shared/data)")
     p.add_argument("--threads", type=int, help="torch.set_num_threads before measuring")
     p.add_argument("--gpu-batch", type=int, help="batch size of the GPU pretraining run")
-    p.add_argument("--lifter-width", type=int, default=1024, help="HeteroProcessor lifter width (paper: 1024)")
+    p.add_argument("--lifter-width", type=int, default=512,
+                   help="HeteroProcessor lifter width (512: the paper preset's default; the lifting literature's 1024)")
     p.add_argument("--compile", action="store_true", help="torch.compile the Pretrainer in the GPU run")
     p.add_argument("--cpu-amp", default="auto", choices=("auto", "bf16", "off"),
                    help="autocast of the CPU pretraining run (bf16 exercises the GPU run's autocast path)")

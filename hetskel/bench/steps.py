@@ -17,7 +17,7 @@ def synhet_dataset(num_samples: int, num_frames: int = 64, seed: int = 0):
     return load_dataset({"ntu25": d3, "coco17": d2}, num_frames=num_frames)
 
 
-def build_pretrainer(preset: str, lifter_width: int = 1024, seed: int = 0):
+def build_pretrainer(preset: str, lifter_width: int = 512, seed: int = 0):
     """The paper's model: ``HeteroProcessor`` (ntu25 -> J, lifted coco17 -> C, words -> S) + encoder.
 
     The text table is a seeded random ``(7, 512)`` stand-in for CLIP's (no download here); its cost

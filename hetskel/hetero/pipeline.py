@@ -173,7 +173,7 @@ class ProcessorConfig:
     use_lifter: bool = True
     semantic: str | None = "words"
     semantic_from: str = "J"
-    lifter_width: int = 1024
+    lifter_width: int = 512
     lifter_layers: int = 4
     lifter_dropout: float = 0.25
     semantic_out_dim: int = 1

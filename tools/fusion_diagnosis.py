@@ -40,9 +40,9 @@ def main(argv=None) -> int:
     t0 = time.time()
     rows = diagnose(base, seeds=args.seeds, variants=args.variants, run_root=out / "runs",
                     probe_epochs=args.probe_epochs, stream=args.stream)
-    table = diagnosis_markdown(diagnosis_summary(rows, reference="J"))
     save_json(out / "rows.json", {"base": base, "stream": args.stream, "seeds": args.seeds,
                                   "wall_s": round(time.time() - t0, 1), "rows": rows})
+    table = diagnosis_markdown(diagnosis_summary(rows, reference="J" if "J" in args.variants else None))
     (out / "summary.md").write_text(table + "\n")
     print(table)
     print(f"({time.time() - t0:.0f} s; rows in {out / 'rows.json'})")

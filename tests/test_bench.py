@@ -132,3 +132,14 @@ def test_gpu_check_smoke_runs_on_cpu(tmp_path):
     for r in runs.values():
         assert r["samples_per_s"] > 0 and 0 < r["data_fraction"] and r["projected_wall_h"] > 0
     assert runs[("J+C+S", False)]["train_gflops_per_sample"] > runs[("J+M+B", False)]["train_gflops_per_sample"]
+
+
+def test_profile_lists_the_top_operators_of_a_step(capsys):
+    assert bench.main(["--profile", "J+C+S", "--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "J+C+S step at the small preset, batch 4" in out and "| operator | self CPU ms / step |" in out
+    res = bench.profile_step("small", batch_size=2, steps=1, lifter_width=16, row_limit=5, model="J+M+B")
+    assert len(res["rows"]) == 5 and res["step_ms"] > 0
+    shares = [r["share"] for r in res["rows"]]
+    assert shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 1
+    assert any(r["op"].startswith("aten::") for r in res["rows"])

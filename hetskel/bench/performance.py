@@ -254,6 +254,41 @@ def bench_pair(preset: str, device: str, batch_size: int, warmup: int, steps: in
             "encoder_gflops_per_sample": encoder_flops(preset, ("J", "C", "S"), jcs.encoder.num_joints) / 1e9}
 
 
+def profile_step(preset: str = "paper", batch_size: int = 16, steps: int = 2, lifter_width: int = 512,
+                 row_limit: int = 15, model: str = "J+C+S") -> dict:
+    """``torch.profiler`` of ``steps`` full pretraining steps of ``model`` (``"J+C+S"`` or ``"J+M+B"``)
+    at ``preset`` on the CPU, after one warm-up step: the top operators by self CPU time (forward and
+    backward ops alike; backward ones are named ``...Backward``) as a printed table and as rows."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from hetskel.train.config import TrainConfig, make_optimizer
+
+    ds = synhet_dataset(max(batch_size, 16), 64)
+    m = pair_models(preset, lifter_width)[model].train()
+    opt = make_optimizer(TrainConfig(), [p for p in m.parameters() if p.requires_grad])
+    batch = ds.get_batch(torch.arange(batch_size))
+
+    def step():
+        out = m(batch)
+        opt.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        opt.step()
+
+    step()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+    avg = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in avg) or 1
+    rows = [{"op": e.key, "self_cpu_ms": e.self_cpu_time_total / 1e3 / steps, "share": e.self_cpu_time_total / total,
+             "calls_per_step": e.count / steps} for e in avg[:row_limit]]
+    lines = [f"| operator | self CPU ms / step | share | calls / step |", "|---|---:|---:|---:|"]
+    lines += [f"| `{r['op']}` | {r['self_cpu_ms']:.1f} | {100 * r['share']:.1f}% | {r['calls_per_step']:.0f} |"
+              for r in rows]
+    return {"preset": preset, "model": model, "batch_size": batch_size, "steps": steps, "lifter_width": lifter_width,
+            "step_ms": total / 1e3 / steps, "rows": rows, "table": "\n".join(lines)}
+
+
 # ---------------------------------------------------------------------------------------------
 def bench_augment(batch: int, loop_samples: int, device: str = "cpu", out_frames: int = 64) -> dict:
     """One UmURL view (crop-resize + spatial) of SynHet ntu25 clips: whole batch vs one sample at a time."""
@@ -393,10 +428,21 @@ def main(argv=None) -> int:
     p.add_argument("--gpu-check", action="store_true",
                    help="only the prepared GPU check (paper preset, bf16, batch 512, NTU-60-sized data; JSON to --out)")
     p.add_argument("--smoke", action="store_true", help="with --gpu-check: a tiny run that works on CPU")
+    p.add_argument("--profile", choices=("J+C+S", "J+M+B"),
+                   help="only torch.profiler's top operators of that model's paper-preset CPU step (batch 16)")
     a = p.parse_args(argv)
     command = "python -m hetskel.bench " + " ".join(shlex.quote(x) for x in (sys.argv[1:] if argv is None else argv))
     if a.threads:
         torch.set_num_threads(a.threads)
+    if a.profile:
+        res = profile_step("small" if a.quick else "paper", 4 if a.quick else 16, 1 if a.quick else 2,
+                           a.lifter_width, model=a.profile)
+        res["command"], res["machine"] = command, machine_info()
+        if a.out:
+            save_json(a.out, res)
+        print(f"{res['model']} step at the {res['preset']} preset, batch {res['batch_size']}: "
+              f"{res['step_ms']:.0f} ms of operator self time per step\n{res['table']}")
+        return 0
     if a.gpu_check:
         res = gpu_check(a.smoke, lifter_width=a.lifter_width, peak_tflops=a.peak_tflops)
         res["command"] = command

@@ -38,7 +38,8 @@ DEMO_PARAMS: dict[str, dict] = {
                     "progress": False},
     "05_evaluate": {"probe_epochs": 60, "semi_seeds": [0, 1], "semi_epochs": 15, "progress": False},
     "06_ablations": {"variants": ["full", "no_lifter", "no_words", "no_prompts"], "seeds": [0],
-                     "num_samples": 600, "epochs": 4, "probe_epochs": 30, "progress": False},
+                     "num_samples": 600, "epochs": 4, "probe_epochs": 30, "progress": False,
+                     "diagnosis_variants": ["J", "J+C+S"], "diagnosis_seeds": [0]},
     "07_transfer": {"probe_epochs": 60, "progress": False},
 }
 # notebook -> (parameter, notebook whose run folder it receives)

@@ -53,13 +53,8 @@ def carve_validation(splits: Mapping[str, Sequence[str]], annotations: Sequence[
     if len(members) < 2:
         raise DataError(f"split {train!r} has {len(members)} clip(s); a validation split needs at least 2",
                         file=where, field="split")
-    by_dir = {a.get("frame_dir"): a for a in annotations}
-    keys = [subject_of(by_dir.get(fd, {})) for fd in members]
-    if any(k is None for k in keys):   # no subject for some clip: carve clips, not people
-        keys = list(range(len(members)))
+    keys, _ = _carve_keys(annotations, members)
     unique = sorted(set(keys), key=str)
-    if len(unique) < 2:
-        keys, unique = list(range(len(members))), list(range(len(members)))
     rng = np.random.default_rng(seed)
     count = min(max(1, round(fraction * len(unique))), len(unique) - 1)
     held = {unique[i] for i in rng.choice(len(unique), size=count, replace=False)}
@@ -70,9 +65,16 @@ def carve_validation(splits: Mapping[str, Sequence[str]], annotations: Sequence[
     return out
 
 
-def carve_by(annotations: Sequence[Mapping], members: Sequence[str]) -> str:
-    """``"subject"`` when every clip of ``members`` names its subject (and there are two or more
-    subjects), else ``"clip"``: how ``carve_validation`` splits them."""
+def _carve_keys(annotations: Sequence[Mapping], members: Sequence[str]) -> tuple[list, str]:
+    """What ``carve_validation`` splits by, per clip of ``members``: its subject when every clip names
+    one and there are two or more subjects, else the clip itself; and ``"subject"`` or ``"clip"``."""
     by_dir = {a.get("frame_dir"): a for a in annotations}
     keys = [subject_of(by_dir.get(fd, {})) for fd in members]
-    return "subject" if keys and all(k is not None for k in keys) and len(set(keys)) > 1 else "clip"
+    if keys and all(k is not None for k in keys) and len(set(keys)) > 1:
+        return keys, "subject"
+    return list(range(len(members))), "clip"
+
+
+def carve_by(annotations: Sequence[Mapping], members: Sequence[str]) -> str:
+    """``"subject"`` or ``"clip"``: how ``carve_validation`` splits the clips ``members``."""
+    return _carve_keys(annotations, members)[1]

@@ -39,7 +39,13 @@ from hetskel.hetero.lifter import spine_layout
 from hetskel.hetero.lifter_train import load_lifter
 from hetskel.hetero.pipeline import HeteroProcessor
 from hetskel.io import load_checkpoint, make_run_dir, save_json
-from hetskel.layouts import BUILTIN_LAYOUTS, ensure_layout, get_layout, layout_to_dict, list_layouts
+from hetskel.layouts import (
+    BUILTIN_LAYOUTS,
+    ensure_layout,
+    get_layout,
+    layout_to_dict,
+    list_layouts,
+)
 from hetskel.model.encoder import UnifiedEncoder
 from hetskel.model.objective import ClassicModalities, Pretrainer
 from hetskel.train.config import register_builder
@@ -128,7 +134,6 @@ def store_in_memory_data(spec: PretrainSpec, run_dir: Path) -> PretrainSpec:
     different run (refused by ``hetskel.train``), not a silent resume on the old data."""
     if not any(isinstance(v, Mapping) for v in spec.paths.values()):
         return spec
-    import hashlib
     import os
     import tempfile
 
@@ -144,12 +149,7 @@ def store_in_memory_data(spec: PretrainSpec, run_dir: Path) -> PretrainSpec:
         os.close(fd)
         try:
             save_pyskl({**data, "layout": lay}, tmp)
-            digest = hashlib.sha1(Path(tmp).read_bytes()).hexdigest()[:12]
-            final = folder / f"{lay}-{digest}.pkl"
-            if final.exists():
-                Path(tmp).unlink()
-            else:
-                os.replace(tmp, final)
+            final = _keep_by_content(Path(tmp), folder, lay, ".pkl")
         finally:
             Path(tmp).unlink(missing_ok=True)
         paths[lay] = str(final.resolve())
@@ -158,23 +158,36 @@ def store_in_memory_data(spec: PretrainSpec, run_dir: Path) -> PretrainSpec:
     return out
 
 
+def _keep_by_content(tmp: Path, folder: Path, stem: str, suffix: str) -> Path:
+    """Move the finished file ``tmp`` to ``folder/<stem>-<hash of its bytes><suffix>`` (atomic
+    rename; an identical file already there is kept and ``tmp`` dropped); returns the final path."""
+    import hashlib
+    import os
+
+    final = folder / f"{stem}-{hashlib.sha1(tmp.read_bytes()).hexdigest()[:12]}{suffix}"
+    if final.exists():
+        tmp.unlink()
+    else:
+        os.replace(tmp, final)
+    return final
+
+
 def store_lifter(spec: PretrainSpec, run_dir: Path) -> PretrainSpec:
     """``spec`` with ``lifter_init`` copied to ``run_dir/data/lifter-<hash>.pt`` (the run reloads
     without the original file; the hash keeps two different lifters apart)."""
-    import hashlib
     import shutil
 
     src = Path(spec.lifter_init)
     if not src.is_file():
         raise DataError("no such lifter checkpoint", file=src, field="lifter_init")
-    digest = hashlib.sha1(src.read_bytes()).hexdigest()[:12]
     folder = Path(run_dir) / DATA_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    final = folder / f"lifter-{digest}.pt"
-    if not final.exists():
-        tmp = folder / f".lifter-{digest}.tmp"
+    tmp = folder / ".lifter.tmp"
+    try:
         shutil.copyfile(src, tmp)
-        tmp.replace(final)
+        final = _keep_by_content(tmp, folder, "lifter", ".pt")
+    finally:
+        tmp.unlink(missing_ok=True)
     out = copy.copy(spec)
     out.lifter_init = str(final.resolve())
     return out
@@ -246,8 +259,9 @@ def _init_lifters(proc: HeteroProcessor, path) -> None:
     if not proc.lifters:
         raise DataError("lifter_init is set but no modality lifts a 2D source (use_lifter off, or no 2D data)",
                         file=path, field="lifter_init")
+    loaded, ck = load_lifter(path)  # read once; every 2D source gets its own copy
     for name, built in list(proc.lifters.items()):
-        model, ck = load_lifter(path)
+        model = copy.deepcopy(loaded)
         want = {k: built.init_args[k] for k in ("in_joints", "out_joints", "in_channels", "out_channels", "root_index")}
         got = {k: model.init_args[k] for k in want}
         trained_on = (ck.get("config") or {}).get("layout_2d")
@@ -389,19 +403,15 @@ def _class_names(spec: PretrainSpec) -> list[str] | None:
 
 def _relocate(spec_dict: dict, run_dir: Path) -> dict:
     """Data files a run stored in its own ``data/`` folder, found again when the folder has moved."""
-    paths = dict(spec_dict.get("paths") or {})
-    for k, v in paths.items():
-        if isinstance(v, str) and Path(v).parent.name == DATA_DIR and not Path(v).exists():
+    def found(v):
+        if isinstance(v, str) and v and Path(v).parent.name == DATA_DIR and not Path(v).exists():
             here = Path(run_dir) / DATA_DIR / Path(v).name
             if here.exists():
-                paths[k] = str(here)
-    out = {**spec_dict, "paths": paths}
-    lifter = spec_dict.get("lifter_init") or ""
-    if lifter and Path(lifter).parent.name == DATA_DIR and not Path(lifter).exists():
-        here = Path(run_dir) / DATA_DIR / Path(lifter).name
-        if here.exists():
-            out["lifter_init"] = str(here)
-    return out
+                return str(here)
+        return v
+
+    paths = {k: found(v) for k, v in (spec_dict.get("paths") or {}).items()}
+    return {**spec_dict, "paths": paths, "lifter_init": found(spec_dict.get("lifter_init") or "")}
 
 
 def read_pretrain_run(run_dir) -> PretrainRun:

@@ -161,10 +161,16 @@ def test_spec_defaults_and_wiring():
     assert (p.objective, p.intra_view_weight, p.modality_dropout, p.encoder.config.fusion) == \
         ("umurl+intra_view", 2.0, 0.25, "gated")
     assert p.processor.keep_observed == "unsupervised"
+    p = build_pretrainer(PretrainSpec.from_dict({**TINY, "smooth_frames": 5, "semantic_from": "observed",
+                                                 "reconstruction_weight": 3.0}))
+    assert (p.processor.config.smooth_frames, p.processor.config.semantic_from) == (5, "observed")
+    assert p.reconstruction_weight == 3.0 and set(p.decoders) == set(p.modalities)
     assert PretrainSpec.from_dict({**TINY, "text_source": "wordllama"}).text_source == "wordllama"
     for bad, field in (({"modality_dropout": 1.5}, "modality_dropout"), ({"intra_view_weight": -1.0},
                        "intra_view_weight"), ({"center_3d": "joint"}, "center_3d"), ({"objective": "x"}, "objective"),
-                       ({"keep_observed": "face"}, "keep_observed"),
+                       ({"keep_observed": "face"}, "keep_observed"), ({"smooth_frames": 4}, "smooth_frames"),
+                       ({"smooth_frames": 0}, "smooth_frames"), ({"semantic_from": "C"}, "semantic_from"),
+                       ({"reconstruction_weight": -0.5}, "reconstruction_weight"),
                        ({"recipe": "ours"}, "recipe")):
         with pytest.raises((ValueError, TypeError), match=field):
             PretrainSpec.from_dict({**TINY, **bad})

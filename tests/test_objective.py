@@ -197,3 +197,44 @@ def test_state_dict_carries_the_augmentation_stream(tmp_path):
     b.load_state_dict(torch.load(path, weights_only=True))
     assert b.seed == 5
     assert b(batch)["loss"].item() == pytest.approx(expect, rel=1e-6)
+
+
+def test_reconstruction_term_decodes_each_modality_and_only_when_asked():
+    assert not hasattr(make(), "decoders")                        # off: the modules are UmURL's exactly
+    obj = make(reconstruction_weight=2.0)
+    out = obj(raw_batch())
+    assert set(out) == {"loss", "intra", "inter", "vc", "rec", "rec_traj"}
+    expect = 5.0 * (out["intra"] + out["inter"]) + out["vc"] + out["rec"] + 2.0 * out["rec_traj"]
+    assert out["loss"].item() == pytest.approx(expect.item(), rel=1e-5)
+    out["loss"].backward()
+    for k in ("J", "C", "S"):
+        assert obj.decoders[k][-1].weight.grad.abs().sum() > 0
+        assert obj.decoders[k][-1].out_features == 2 * 12 * V * 3   # M * T * V * C_k
+    assert obj.encoder.embed["C"].spatial[0].weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="reconstruction_weight"):
+        make(reconstruction_weight=-1.0)
+
+
+def test_reconstruction_loss_is_zero_for_the_standardised_target_and_scale_free():
+    from hetskel.model.losses import reconstruction_loss, standardized_trajectories
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 2, 10, V, 3, generator=g)
+    x[0, :, :, 2] *= 0.3                         # a joint moving 3x less counts nearly as much as the others
+    x[1, 1] = 0                                  # an absent person
+    x[2, :, 7:] = 0                              # trailing padding
+    target, frames = standardized_trajectories(x)
+    assert frames.shape == (3, 2, 10) and not frames[1, 1].any() and not frames[2, :, 7:].any()
+    assert torch.equal(target[2, :, 7:], torch.zeros_like(target[2, :, 7:]))
+    present = target[0, 0]                                           # (T, V, C), all frames present
+    assert torch.allclose(present.mean(0), torch.zeros(V, 3), atol=1e-5)
+    rms = present.square().mean((0, 2)).sqrt()                       # per joint, about 1 each
+    assert ((rms > 0.8) & (rms < 1.0)).all(), rms                  # raw: joint 2 has 0.3x the others' RMS
+    torch.testing.assert_close(standardized_trajectories(x * 7.0 + 0.0)[0], target, rtol=1e-4, atol=1e-5)
+    assert reconstruction_loss(target, x).item() == pytest.approx(0.0, abs=1e-10)
+    assert reconstruction_loss(torch.zeros_like(x), x).item() > 0.5
+    # the target is data: no gradient flows into x (the lifter and prompts produce it in pretraining)
+    xg = x.clone().requires_grad_(True)
+    pred = torch.zeros_like(x, requires_grad=True)
+    reconstruction_loss(pred, xg).backward()
+    assert xg.grad is None and torch.isfinite(pred.grad).all()

@@ -221,3 +221,42 @@ def test_keep_observed_moves_only_the_chosen_joints(mode):
     assert torch.equal(outs[mode][1, 1], torch.zeros_like(outs[mode][1, 1]))   # an absent person stays absent
     with pytest.raises(ValueError, match="keep_observed"):
         HeteroProcessor(semantic=None, keep_observed="face")
+
+
+def test_smooth_frames_smooths_every_source_before_the_processor():
+    from hetskel.data.transforms import smooth_time
+    batch = _batch(_bodies())
+    torch.manual_seed(0)
+    smooth = HeteroProcessor(lifter_width=16, lifter_dropout=0.0, smooth_frames=3).eval()
+    torch.manual_seed(0)
+    plain = HeteroProcessor(lifter_width=16, lifter_dropout=0.0).eval()
+    pre = {k: smooth_time(v, 3) if k in ("ntu25", "coco17") else v for k, v in batch.items()}
+    got, want = smooth(batch)[0], plain(pre)[0]
+    assert set(got) == {"J", "C", "S"}
+    for k in got:
+        assert torch.allclose(got[k], want[k], atol=1e-6), k
+    assert not torch.allclose(got["J"], plain(batch)[0]["J"])
+    with pytest.raises(ValueError, match="smooth_frames"):
+        HeteroProcessor(semantic=None, smooth_frames=2)
+
+
+def test_semantic_from_observed_reads_each_joint_from_a_source_that_sees_it():
+    batch = _batch(_bodies(T=8))
+    torch.manual_seed(0)
+    obs = HeteroProcessor(lifter_width=16, lifter_dropout=0.0, semantic_from="observed").eval()
+    mods, _ = obs(batch)
+    lay = obs.layout
+    j_real = obs.unifier.real_mask(obs.unified_layouts["J"])
+    c_real = obs.unifier.real_mask(obs.unified_layouts["C"])
+    face = [lay.index(j) for j in ("nose", "left_eye", "right_eye", "left_ear", "right_ear")]
+    assert not j_real[face].any() and c_real[face].all()
+    want = torch.where(j_real[:, None], mods["J"], torch.where(c_real[:, None], mods["C"], mods["J"]))
+    assert torch.allclose(mods["S"], obs.semantic(want))
+    # the paper's choice reads J only; the once-per-clip path gives the same words as the per-view one
+    torch.manual_seed(0)
+    paper = HeteroProcessor(lifter_width=16, lifter_dropout=0.0).eval()
+    assert torch.allclose(paper(batch)[0]["S"], paper.semantic(paper(batch)[0]["J"]))
+    state, _ = obs.process_clip(batch)
+    T = batch["ntu25"].shape[2]
+    view = obs.view(state, torch.zeros(3, dtype=torch.long), torch.full((3,), T), T)
+    assert torch.allclose(view["S"], mods["S"], atol=1e-6)

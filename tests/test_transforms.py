@@ -273,3 +273,27 @@ def test_random_rotate_is_a_seeded_rotation():
     x2 = torch.randn(3, 1, 4, 17, 2)
     r2 = tr.random_rotate(x2, max_angle=0.5)
     torch.testing.assert_close(r2.norm(dim=-1), x2.norm(dim=-1))
+
+
+def test_smooth_time_averages_present_frames_only_and_keeps_absent_absent():
+    x = clips(seed=3)
+    y = tr.smooth_time(x, 3)
+    assert y.shape == x.shape and torch.equal(tr.smooth_time(x, 1), x)
+    present = (x != 0).any(-1)
+    assert torch.equal((y != 0).any(-1), present)                    # absent stays absent, present stays present
+    # an interior frame of a fully present clip is the mean of its three neighbours; the first frame
+    # averages the two frames the window holds; a frame next to padding ignores the padding
+    assert torch.allclose(y[0, 0, 5], x[0, 0, 4:7].mean(0))
+    assert torch.allclose(y[0, 0, 0], x[0, 0, :2].mean(0))
+    t = x.shape[2]
+    assert torch.allclose(y[2, 0, t - 5], x[2, 0, t - 6:t - 4].mean(0))
+    assert torch.allclose(tr.smooth_time(x[0], 5), tr.smooth_time(x, 5)[0])   # one sequence (M, T, V, C)
+    # a linear motion is unchanged inside the clip; independent jitter shrinks by about sqrt(window)
+    ramp = torch.arange(40, dtype=torch.float64)[None, :, None, None].expand(1, 40, 2, 3) + 1.0
+    assert torch.allclose(tr.smooth_time(ramp, 5)[:, 2:-2], ramp[:, 2:-2])
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randn(1, 4000, 1, 1, generator=g, dtype=torch.float64) + 10.0
+    assert 0.40 < (tr.smooth_time(noise, 5) - 10.0).std() / (noise - 10.0).std() < 0.50   # 1/sqrt(5) = 0.447
+    for bad in (0, 2, -1, 1.5):
+        with pytest.raises(ValueError, match="window"):
+            tr.smooth_time(x, bad)

@@ -34,6 +34,16 @@ CANDIDATES = {
     "shear_intra_view": {**PAPER, "objective": "umurl+intra_view", "augment": {"p_corrupt": 0.0}},
     "shear_intra_view_observed": {**PAPER, "objective": "umurl+intra_view", "augment": {"p_corrupt": 0.0},
                                   "keep_observed": "unsupervised"},
+    # over the kit's default recipe (the chosen ``shear_intra_view``): jitter averaged out of the inputs
+    "smooth5": {"recipe": "hetskel", "smooth_frames": 5},
+    "smooth9": {"recipe": "hetskel", "smooth_frames": 9},
+    "shear05": {"recipe": "hetskel", "augment": {"p_corrupt": 0.0, "shear_range": 0.5}},
+    "shear025": {"recipe": "hetskel", "augment": {"p_corrupt": 0.0, "shear_range": 0.25}},
+    "recon5": {"recipe": "hetskel", "reconstruction_weight": 5.0},
+    "recon20": {"recipe": "hetskel", "reconstruction_weight": 20.0},
+    "observed_words": {"recipe": "hetskel", "semantic_from": "observed"},
+    "smooth5_observed_words": {"recipe": "hetskel", "smooth_frames": 5, "semantic_from": "observed"},
+    "smooth9_observed_words": {"recipe": "hetskel", "smooth_frames": 9, "semantic_from": "observed"},
 }
 
 

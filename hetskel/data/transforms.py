@@ -340,6 +340,33 @@ def resample_valid(x: Tensor, num_frames: int, lengths: Tensor | None = None) ->
     return y.squeeze(0) if squeeze else y
 
 
+def smooth_time(x: Tensor, window: int) -> Tensor:
+    """Centred moving average over ``window`` frames (odd; 1 returns ``x``) of every joint,
+    ``(N, M, T, V, C) -> same``. Only present joint-frames (any channel non-zero) are averaged; the
+    window shrinks at the clip's edges and around gaps, and absent stays absent.
+
+    Why: pose estimators and depth sensors jitter independently per frame, and a slow, small motion
+    (a head turn seen through COCO's face points) is smaller per frame than that jitter; averaging
+    ``w`` frames divides independent jitter by ``sqrt(w)`` and leaves slow motions as they are.
+    """
+    if not isinstance(window, int) or window < 1 or window % 2 == 0:
+        raise ValueError(f"smooth_time: window must be an odd integer >= 1, got {window!r}")
+    if window == 1:
+        return x
+    x, squeeze = _batched(x)
+    present = (x != 0).any(-1, keepdim=True).to(x.dtype)        # (N, M, T, V, 1)
+    T, h = x.shape[2], window // 2
+    frames = torch.arange(T, device=x.device)
+    hi, lo = (frames + h + 1).clamp(max=T), (frames - h).clamp(min=0)
+
+    def window_sum(v: Tensor) -> Tensor:  # sum over frames [t - h, t + h] by a running sum
+        c = torch.cat([torch.zeros_like(v[:, :, :1]), v.cumsum(2)], dim=2)
+        return c.index_select(2, hi) - c.index_select(2, lo)
+
+    y = window_sum(x * present) / window_sum(present).clamp_min(1.0) * present
+    return _unbatch(y, squeeze)
+
+
 # ---------------------------------------------------------------------------------------------
 # persons
 def person_energy(x: Tensor) -> Tensor:

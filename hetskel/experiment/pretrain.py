@@ -34,18 +34,21 @@ from torch import nn
 from hetskel.data.batches import ArrayDataset, load_dataset
 from hetskel.data.errors import DataError
 from hetskel.data.splits import carve_validation, validation_names
+from hetskel.experiment.run_store import (
+    DATA_DIR,
+    fresh_for_data,
+    register_stored_layouts,
+    relocate,
+    spec_layouts,
+    store_in_memory_data,
+    store_lifter,
+)
 from hetskel.experiment.spec import CENTER_3D, PretrainSpec
 from hetskel.hetero.lifter import spine_layout
 from hetskel.hetero.lifter_train import load_lifter
 from hetskel.hetero.pipeline import HeteroProcessor
 from hetskel.io import load_checkpoint, make_run_dir, save_json
-from hetskel.layouts import (
-    BUILTIN_LAYOUTS,
-    ensure_layout,
-    get_layout,
-    layout_to_dict,
-    list_layouts,
-)
+from hetskel.layouts import get_layout, list_layouts
 from hetskel.model.encoder import UnifiedEncoder
 from hetskel.model.objective import ClassicModalities, Pretrainer
 from hetskel.train.config import register_builder
@@ -108,99 +111,6 @@ def _read_source_files(spec: PretrainSpec) -> dict[str, dict]:
     return out
 
 
-# ---------------------------------------------------------------------------------------------
-# what a run folder stores besides the spec: its layouts and in-memory data
-DATA_DIR = "data"  # run_dir/data/<layout>-<hash>.pkl: in-memory datasets, written as PYSKL
-
-
-def spec_layouts(spec: PretrainSpec) -> dict[str, dict]:
-    """``{name: layout_to_dict}`` of the spec's source layouts that are not built in (custom ones):
-    what a run folder stores so that it reloads in a process that never registered them."""
-    return {lay: layout_to_dict(lay) for lay in sorted(set(spec.source_layouts().values()))
-            if lay not in BUILTIN_LAYOUTS}
-
-
-def register_stored_layouts(layouts: Mapping | None) -> None:
-    """Register the layouts a run folder stored (``spec_layouts``) unless the same ones are registered
-    already; a different layout under one of their names raises ``LayoutError``."""
-    for d in (layouts or {}).values():
-        ensure_layout(d)
-
-
-def store_in_memory_data(spec: PretrainSpec, run_dir: Path) -> PretrainSpec:
-    """``spec`` with every in-memory PYSKL dict of ``paths`` written to ``run_dir/data/<layout>-<hash>.pkl``
-    (``save_pyskl``) and replaced by that file, so the run resumes and its data reloads without the
-    caller's objects. The hash of the content names the file: other data in the same run folder is a
-    different run (refused by ``hetskel.train``), not a silent resume on the old data."""
-    if not any(isinstance(v, Mapping) for v in spec.paths.values()):
-        return spec
-    import os
-    import tempfile
-
-    from hetskel.data.pyskl import save_pyskl
-
-    folder = Path(run_dir) / DATA_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = dict(spec.paths)
-    for lay, data in spec.paths.items():
-        if not isinstance(data, Mapping):
-            continue
-        fd, tmp = tempfile.mkstemp(prefix=f".{lay}-", suffix=".pkl", dir=folder)
-        os.close(fd)
-        try:
-            save_pyskl({**data, "layout": lay}, tmp)
-            final = _keep_by_content(Path(tmp), folder, lay, ".pkl")
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-        paths[lay] = str(final.resolve())
-    out = copy.copy(spec)
-    out.paths = paths
-    return out
-
-
-def _keep_by_content(tmp: Path, folder: Path, stem: str, suffix: str) -> Path:
-    """Move the finished file ``tmp`` to ``folder/<stem>-<hash of its bytes><suffix>`` (atomic
-    rename; an identical file already there is kept and ``tmp`` dropped); returns the final path."""
-    import hashlib
-    import os
-
-    final = folder / f"{stem}-{hashlib.sha1(tmp.read_bytes()).hexdigest()[:12]}{suffix}"
-    if final.exists():
-        tmp.unlink()
-    else:
-        os.replace(tmp, final)
-    return final
-
-
-def store_lifter(spec: PretrainSpec, run_dir: Path) -> PretrainSpec:
-    """``spec`` with ``lifter_init`` copied to ``run_dir/data/lifter-<hash>.pt`` (the run reloads
-    without the original file; the hash keeps two different lifters apart)."""
-    import shutil
-
-    src = Path(spec.lifter_init)
-    if not src.is_file():
-        raise DataError("no such lifter checkpoint", file=src, field="lifter_init")
-    folder = Path(run_dir) / DATA_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / ".lifter.tmp"
-    try:
-        shutil.copyfile(src, tmp)
-        final = _keep_by_content(tmp, folder, "lifter", ".pt")
-    finally:
-        tmp.unlink(missing_ok=True)
-    out = copy.copy(spec)
-    out.lifter_init = str(final.resolve())
-    return out
-
-
-def _fresh_for_data(run_dir: Path) -> bool:
-    """No run there yet and nothing but the batch runner's files and our data folder."""
-    from hetskel.io import RUNNER_FILES
-
-    return not (run_dir / "config.json").exists() and (
-        not run_dir.exists() or all(p.name in RUNNER_FILES or p.name == DATA_DIR for p in run_dir.iterdir()))
-
-
 def load_data(spec: PretrainSpec, which: Sequence[str] = ("train", "val")) -> tuple[ArrayDataset, ...]:
     """``(train_ds, val_ds)`` (or the datasets named in ``which``): ``ArrayDataset`` s keyed by layout
     (``{"ntu25": (N, M, T, 25, 3), "coco17": (N, M, T, 17, 2)}``), T = the encoder's frames, with
@@ -240,7 +150,8 @@ def build_pretrainer(spec: PretrainSpec, train_ds: ArrayDataset | None = None, t
             table = text_table if text_table is not None else (spec.text_table or None)
             proc = HeteroProcessor(plan, prompt_mode=spec.prompt_mode, use_lifter=spec.use_lifter,
                                    semantic=spec.semantic if "S" in mods else None, lifter_width=spec.lifter_width,
-                                   keep_observed=spec.keep_observed,
+                                   keep_observed=spec.keep_observed, smooth_frames=spec.smooth_frames,
+                                   semantic_from=spec.semantic_from,
                                    text_table=table, frame="pyskl", text_kw=text_kw)
             channels, joints = {k: v for k, v in proc.modality_channels().items() if k in mods}, proc.layout.num_joints
             if spec.lifter_init:
@@ -248,7 +159,7 @@ def build_pretrainer(spec: PretrainSpec, train_ds: ArrayDataset | None = None, t
         enc = UnifiedEncoder(spec.encoder_config(), channels, joints)
         obj = Pretrainer(enc, mods, proc, lambda_=spec.lambda_, augment=spec.augment_config(), seed=spec.seed,
                          objective=spec.pretrain_objective, intra_view_weight=spec.intra_view_weight,
-                         modality_dropout=spec.modality_dropout)
+                         modality_dropout=spec.modality_dropout, reconstruction_weight=spec.reconstruction_weight)
     obj.spec = spec
     return obj
 
@@ -365,7 +276,7 @@ def pretrain(spec: PretrainSpec, run_dir, devices=1, progress: bool = False, ove
     if any(isinstance(v, Mapping) for v in spec.paths.values()) or lifter_to_store:
         # in-memory datasets and the initial lifter are written into the run folder first (so resume
         # and reload work); a fresh folder then holds only them, which hetskel.train may take over
-        fresh = _fresh_for_data(Path(run_dir))
+        fresh = fresh_for_data(Path(run_dir))
         if not fresh and not overwrite and not (Path(run_dir) / "config.json").exists():
             from hetskel.io import RunDirExists
 
@@ -401,19 +312,6 @@ def _class_names(spec: PretrainSpec) -> list[str] | None:
         return None
 
 
-def _relocate(spec_dict: dict, run_dir: Path) -> dict:
-    """Data files a run stored in its own ``data/`` folder, found again when the folder has moved."""
-    def found(v):
-        if isinstance(v, str) and v and Path(v).parent.name == DATA_DIR and not Path(v).exists():
-            here = Path(run_dir) / DATA_DIR / Path(v).name
-            if here.exists():
-                return str(here)
-        return v
-
-    paths = {k: found(v) for k, v in (spec_dict.get("paths") or {}).items()}
-    return {**spec_dict, "paths": paths, "lifter_init": found(spec_dict.get("lifter_init") or "")}
-
-
 def read_pretrain_run(run_dir) -> PretrainRun:
     """The run folder's spec, records and checkpoint; the custom layouts it stored are registered
     (``register_stored_layouts``), so this works in a process that never defined them."""
@@ -424,7 +322,7 @@ def read_pretrain_run(run_dir) -> PretrainRun:
                          f"(builder {extra.get('builder')!r}, expected {BUILDER!r})")
     register_stored_layouts(extra["builder_args"].get("layouts"))
     extra = {**extra, "builder_args": {**extra["builder_args"],
-                                       "spec": _relocate(extra["builder_args"]["spec"], info.run_dir)}}
+                                       "spec": relocate(extra["builder_args"]["spec"], info.run_dir)}}
     done = [e for e in info.events if e.get("event") == "done"]
     last = info.epochs[-1] if info.epochs else (info.steps[-1] if info.steps else {})
     return PretrainRun(run_dir=info.run_dir, spec=PretrainSpec.from_dict(extra["builder_args"]["spec"]),

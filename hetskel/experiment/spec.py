@@ -83,6 +83,10 @@ class PretrainSpec:
     ``keep_observed``: lifted 2D joints kept on their observed image position, the lifter giving
     only their depth: ``"none"`` (the paper), ``"unsupervised"`` (joints no 3D source has, e.g.
     COCO's face) or ``"all"`` (``hetskel.hetero.pipeline.ProcessorConfig``).
+    ``semantic_from``: S's motion words from J's unified skeleton (``"J"``, the paper; C's when J is
+    not used) or from every joint some used source observes (``"observed"``: COCO's face from C).
+    ``smooth_frames``: every skeleton source averaged over this many centred frames (odd, 1 = off)
+    before the processor (``transforms.smooth_time``), in pretraining and evaluation alike.
     ``lifter_init``: a lifter checkpoint (``lifter.pt`` of ``hetskel.hetero.lifter_train.train_lifter``
     / ``01_lifter``) that initialises the lifter of every 2D source (its width and depth replace
     ``lifter_width``); what 2D-only data needs, since without a 3D source no ``L_rec`` trains the
@@ -100,6 +104,8 @@ class PretrainSpec:
     ``"umurl+intra_view"`` (plus a within-modality VICReg term weighted ``intra_view_weight``), None:
     the recipe's;
     ``modality_dropout``: probability of leaving each modality out of the fused stream per step.
+    ``reconstruction_weight``: > 0 adds a term that reconstructs each modality's joint trajectories,
+    each joint standardised by its own spread, from its single-stream representation (``Pretrainer``).
     Early fusion: ``encoder={"fusion": "paper" | "weighted" | "gated"}`` (``EncoderConfig``).
 
     Types are checked by ``hetskel.config`` on creation (``PretrainSpec(epochs="3")`` names the
@@ -127,8 +133,10 @@ class PretrainSpec:
     prompt_mode: str = "prompt"
     use_lifter: bool = True
     semantic: Literal["words", "numeric"] = "words"
+    semantic_from: Literal["J", "observed"] = "J"
     lifter_width: int | None = None
     keep_observed: Literal["none", "unsupervised", "all"] = "none"
+    smooth_frames: int = 1
     lifter_init: str = ""
     text_source: TextSource = "auto"
     text_table: str = ""
@@ -139,6 +147,7 @@ class PretrainSpec:
     objective: Objective | None = None
     intra_view_weight: float = 1.0
     modality_dropout: float = 0.0
+    reconstruction_weight: float = 0.0
     augment: Overrides[AugmentConfig] = field(default_factory=dict)
     epochs: int = 20
     batch_size: int = 128
@@ -253,12 +262,16 @@ class PretrainSpec:
         for name in ("num_frames", "lifter_width"):
             if getattr(self, name) is not None and getattr(self, name) < 2:
                 raise bad(name, "must be None or an integer >= 2")
+        if self.smooth_frames < 1 or self.smooth_frames % 2 == 0:
+            raise bad("smooth_frames", "must be an odd integer >= 1 (1: no smoothing)")
         if not 0.0 <= self.validation < 1.0:
             raise bad("validation", "must be in [0, 1): the fraction of training subjects carved out (0: none)")
         if not 0.0 <= self.modality_dropout < 1.0:
             raise bad("modality_dropout", "must be in [0, 1)")
         if not self.intra_view_weight >= 0.0:
             raise bad("intra_view_weight", "must be >= 0")
+        if not self.reconstruction_weight >= 0.0:
+            raise bad("reconstruction_weight", "must be >= 0 (0: off)")
         for name, least in (("max_persons", 1), ("num_samples", 4), ("epochs", 1), ("batch_size", 2)):
             if getattr(self, name) < least:
                 raise bad(name, f"must be >= {least}")

@@ -18,7 +18,10 @@ What happens to each source (``hetskel.hetero.lifter`` explains the pose frame):
   supervises; no gradient), and its component
   along the viewing ray, which one camera cannot see, is zero. This works whatever the 3D frame is
   (camera space or PYSKL-aligned) with no axis convention to configure;
-* ``S``: ``SemanticEncoder`` on the unified skeleton of ``semantic_from`` (J; C when J is absent).
+* ``S``: ``SemanticEncoder`` on the unified skeleton of ``semantic_from`` (J; C when J is absent), or
+  with ``semantic_from="observed"`` on each unified joint taken from a source that observes it (3D
+  sources first): Kinect's hand tips from J, COCO's face points from C, so S has words for every
+  joint some source sees rather than for the prompts that fill J's missing ones.
 
 Once per clip (``per_clip = True``; ``hetskel.model.objective.Pretrainer`` uses it): ``process_clip(batch)``
 runs the per-clip work once -- pose frames, the lifter, the camera fit, ``L_rec`` and the motion
@@ -62,6 +65,7 @@ import torch.nn as nn
 
 from hetskel.config import check_fields, check_keys, from_dict
 from hetskel.data.errors import DataError
+from hetskel.data.transforms import smooth_time
 from hetskel.hetero.lifter import (
     PoseFrame,
     add_spine,
@@ -151,7 +155,8 @@ class ProcessorConfig:
     prompt_mode:      ``Unifier`` mode: ``"prompt"`` | ``"anchored"`` | ``"zero"``.
     use_lifter:       lift 2D sources (else 2D with zero depth).
     semantic:         ``"words"`` | ``"numeric"`` | None (no S).
-    semantic_from:    modality S is computed from (falls back to the first present modality).
+    semantic_from:    modality S is computed from (falls back to the first present modality), or
+                      ``"observed"``: every joint from a present source that observes it (3D first).
     lifter_width, lifter_layers, lifter_dropout: the ``Lifter`` of each 2D source.
     semantic_out_dim: ``SemanticEncoder`` output channels per joint.
     semantic_config:  ``SemanticConfig`` (or a dict of its fields); None: ``SemanticConfig.for_frame(frame)``.
@@ -165,6 +170,9 @@ class ProcessorConfig:
                       paper: the lifter's output as is), ``"unsupervised"`` (the joints no 3D source
                       has, e.g. COCO's face: ``L_rec`` never constrains them, so nothing else keeps
                       what the 2D shows), ``"all"``.
+    smooth_frames:    every source's joints averaged over this many centred frames before anything
+                      else (``transforms.smooth_time``; odd, 1 = off): per-frame sensor and detector
+                      jitter shrinks, slow small motions stay.
     text_kw:          extra ``text_table`` arguments (``cache_path``, ``source``, ``seed``, ...).
     """
 
@@ -184,6 +192,7 @@ class ProcessorConfig:
     match_persons: bool = True
     init_scale: float = 0.1
     keep_observed: str = "none"
+    smooth_frames: int = 1
     text_kw: dict | None = None
 
     def __post_init__(self):
@@ -204,6 +213,8 @@ class ProcessorConfig:
                 raise ValueError(f"ProcessorConfig field {name!r} must be >= 1, got {getattr(self, name)}")
         if self.keep_observed not in KEEP_OBSERVED:
             raise ValueError(f"keep_observed must be one of {list(KEEP_OBSERVED)}, got {self.keep_observed!r}")
+        if self.smooth_frames < 1 or self.smooth_frames % 2 == 0:
+            raise ValueError(f"ProcessorConfig field 'smooth_frames' must be an odd integer >= 1, got {self.smooth_frames}")
         if not 0.0 <= self.lifter_dropout < 1.0:
             raise ValueError(f"ProcessorConfig field 'lifter_dropout' must be in [0, 1), got {self.lifter_dropout}")
 
@@ -296,7 +307,8 @@ class HeteroProcessor(nn.Module):
             got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
             raise DataError(f"expected (N, M, T, {lay.num_joints}, {C}) for layout {lay.name!r}, got {got}",
                             field=lay.name)
-        return x.float() if not x.is_floating_point() else x
+        x = x.float() if not x.is_floating_point() else x
+        return smooth_time(x, self.config.smooth_frames)
 
     def _source_3d(self, name: str, x: Tensor) -> tuple[Tensor, PoseFrame, tuple | None, Tensor]:
         """``(J-modality skeleton, pose frame, trajectory (D, P) or None, joint mask (N,M,T,V))``: the
@@ -375,13 +387,28 @@ class HeteroProcessor(nn.Module):
     def _semantic_source(self, present) -> str:
         return self.semantic_from if self.semantic_from in present else next(iter(present))
 
+    def _semantic_skeleton(self, unified: Mapping[str, Tensor]) -> Tensor:
+        """The unified skeleton S reads ``(N, M, T, V_u, 3)`` from ``{source: unified skeleton}``:
+        ``semantic_from``'s, or for ``"observed"`` each joint from the first source (3D ones first)
+        that observes it; joints no source observes come from the first source (its prompts)."""
+        if self.semantic_from != "observed":
+            return unified[self._semantic_source(unified)]
+        names = sorted(unified, key=lambda n: self.is_2d[n])  # stable: 3D sources first, then 2D
+        out = unified[names[0]]
+        taken = self.unifier.real_mask(self.unified_layouts[names[0]])
+        for name in names[1:]:
+            take = self.unifier.real_mask(self.unified_layouts[name]) & ~taken
+            out = torch.where(take[:, None], unified[name], out)
+            taken = taken | take
+        return out
+
     def forward(self, batch: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         """``batch`` ``{layout name: (N, M, T, V, C)}`` (other keys ignored) -> ``({modality: (N, M, T, V_u, C_k)},
         {"rec": L_rec})``; ``rec`` only when a lifted 2D source and a 3D source are both present."""
         sources, aux = self._sources(batch)
         mods = {name: self.unifier(u, self.unified_layouts[name])[0] for name, (u, _, _) in sources.items()}
         if self.semantic is not None:
-            mods["S"] = self.semantic(mods[self._semantic_source(mods)])
+            mods["S"] = self.semantic(self._semantic_skeleton(mods))
         return mods, aux
 
     # -- once per clip ---------------------------------------------------------------------
@@ -392,8 +419,8 @@ class HeteroProcessor(nn.Module):
         sources, aux = self._sources(batch)
         state = {"sources": sources}
         if self.semantic is not None:
-            src = self._semantic_source(sources)
-            u = self.unifier(sources[src][0], self.unified_layouts[src])[0]
+            names = list(sources) if self.semantic_from == "observed" else [self._semantic_source(sources)]
+            u = self._semantic_skeleton({k: self.unifier(sources[k][0], self.unified_layouts[k])[0] for k in names})
             if self.semantic.mode == "words":
                 codes = motion_words(u, config=self.semantic.config)
             else:

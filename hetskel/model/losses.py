@@ -119,3 +119,33 @@ def intra_view_loss(z_a: Mapping[str, torch.Tensor], z_b: Mapping[str, torch.Ten
             a, b = dist.all_gather_with_grad(a), dist.all_gather_with_grad(b)
         total = total + lambda_ * F.mse_loss(a.float(), b.float()) + vc_reg(a) + vc_reg(b)
     return total
+
+
+def standardized_trajectories(x: torch.Tensor, rel_eps: float = 0.05) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each joint's trajectory of ``x`` ``(N, M, T, V, C)`` made zero-mean over its frames and divided
+    by its own spread (the RMS over frames and channels, plus ``rel_eps`` times the person's mean
+    spread so that a still joint is not blown up) -> ``(target (N, M, T, V, C), frame mask (N, M, T))``.
+
+    Why per joint: a head turn moves COCO's face points a few centimetres while an arm swing moves
+    the wrist half a metre; in raw coordinates a reconstruction loss is all arm, standardised each
+    joint's own motion counts the same (as MAE's per-patch normalised targets). Absent frames
+    (every joint zero) are left out of the statistics and of the mask. A target, so no gradient.
+    """
+    x = x.detach().float()
+    frames = (x != 0).flatten(-2).any(-1)                                    # (N, M, T)
+    w = frames[..., None, None].to(x.dtype)
+    count = w.sum(2, keepdim=True).clamp_min(1.0)                            # (N, M, 1, 1, 1)
+    mean = (x * w).sum(2, keepdim=True) / count
+    centred = (x - mean) * w
+    spread = (centred.square().sum(2, keepdim=True).mean(-1, keepdim=True) / count).sqrt()  # (N, M, 1, V, 1)
+    floor = rel_eps * spread.mean(-2, keepdim=True) + 1e-6
+    return centred / (spread + floor), frames
+
+
+def reconstruction_loss(pred: torch.Tensor, x: torch.Tensor, rel_eps: float = 0.05) -> torch.Tensor:
+    """Mean squared error between ``pred`` and ``standardized_trajectories(x)`` over present frames
+    of ``x`` ``(N, M, T, V, C)``; ``pred`` has the same shape. Float32, scalar; gradient to ``pred`` only
+    (the target is the data, as in MAE; it would otherwise pull the lifter and prompts towards it)."""
+    target, frames = standardized_trajectories(x, rel_eps)
+    err = (pred.float() - target).square().mean((-1, -2))                    # (N, M, T)
+    return (err * frames).sum() / frames.sum().clamp_min(1)

@@ -71,7 +71,7 @@ from hetskel.model.augment import (
     valid_lengths,
 )
 from hetskel.model.encoder import UnifiedEncoder, _projector
-from hetskel.model.losses import intra_view_loss, umurl_loss
+from hetskel.model.losses import intra_view_loss, reconstruction_loss, umurl_loss
 from hetskel.train import dist
 
 Tensor = torch.Tensor
@@ -120,6 +120,12 @@ class Pretrainer(nn.Module):
     modality_dropout: probability that each modality is left out of the fused stream in a training
                  step (one draw per modality and batch, at least one kept); 0 (default): never.
     process:     ``"auto"`` | ``"clip"`` | ``"view"``: process once per clip or once per view (module doc).
+    reconstruction_weight: > 0 adds ``reconstruction_weight * rec_traj``: a decoder per modality
+                 (``Linear(2d, 2d) -> GELU -> Linear(2d, M*T*V*C_k)``) reconstructs, from that
+                 modality's single-stream representation, its view's joint trajectories before the
+                 spatial augmentation, each joint standardised by its own spread
+                 (``losses.reconstruction_loss``): the cross-modal terms reward what modalities
+                 share, this term rewards keeping each joint's own motion, however small. 0: off.
     """
 
     def __init__(self, encoder: UnifiedEncoder, modalities: Sequence[str] = ("J", "C", "S"),
@@ -127,7 +133,7 @@ class Pretrainer(nn.Module):
                  augment: AugmentConfig | None = None, spatial_stage: str = "modalities",
                  aux_weights: Mapping[str, float] | None = None, seed: int = 0, gather: bool = True,
                  objective: str = "umurl", intra_view_weight: float = 1.0, modality_dropout: float = 0.0,
-                 process: str = "auto"):
+                 process: str = "auto", reconstruction_weight: float = 0.0):
         super().__init__()
         modalities = tuple(modalities)
         if not modalities or len(set(modalities)) != len(modalities):
@@ -158,6 +164,15 @@ class Pretrainer(nn.Module):
         if objective == "umurl+intra_view":  # created only then: "umurl" keeps its exact modules
             self.view_projectors = nn.ModuleDict({k: _projector(encoder.config.out_dim, encoder.config.proj_dims)
                                                   for k in modalities})
+        if not float(reconstruction_weight) >= 0.0:
+            raise ValueError(f"reconstruction_weight must be >= 0, got {reconstruction_weight!r}")
+        self.reconstruction_weight = float(reconstruction_weight)
+        if self.reconstruction_weight > 0:  # created only then: without it the modules stay as they were
+            cfg, V = encoder.config, encoder.num_joints
+            self.decoders = nn.ModuleDict({k: nn.Sequential(
+                nn.Linear(cfg.out_dim, cfg.out_dim), nn.GELU(),
+                nn.Linear(cfg.out_dim, cfg.max_persons * cfg.num_frames * V * encoder.modality_channels[k]))
+                for k in modalities})
         self.process_mode = process
         if process == "clip" and not self.per_clip:
             raise ValueError("process='clip' needs a processor with per_clip (process_clip/view), shared_crop "
@@ -220,8 +235,9 @@ class Pretrainer(nn.Module):
         keep = (*self.modalities, self.augment.length_key)
         return {k: v for k, v in batch.items() if k in keep}
 
-    def _view(self, batch: dict, g: torch.Generator, needed: Sequence[str], valid: Tensor) -> tuple[dict, dict]:
-        """One augmented view: crop the raw batch, (raw spatial), process, (modality spatial)."""
+    def _view(self, batch: dict, g: torch.Generator, needed: Sequence[str], valid: Tensor) -> tuple[dict, dict, dict]:
+        """One augmented view: crop the raw batch, (raw spatial), process, (modality spatial) ->
+        ``(modalities, aux losses, modalities before the modality-stage spatial augmentation)``."""
         T = self.encoder.config.num_frames
         if self.processor is None:  # only the modalities this view feeds need cropping
             batch = {k: v for k, v in batch.items() if k not in self.modalities or k in needed}
@@ -231,7 +247,7 @@ class Pretrainer(nn.Module):
                 if raw[k].dim() == 5 and raw[k].is_floating_point():
                     raw[k] = spatial_augment(raw[k], self.augment, g)
         mods, aux = self.process(raw, needed)
-        return self._spatial(mods, g, needed), aux
+        return self._spatial(mods, g, needed), aux, mods
 
     def _spatial(self, mods: dict, g: torch.Generator, needed: Sequence[str]) -> dict:
         if not (self.augment.spatial and self.spatial_stage == "modalities"):
@@ -241,9 +257,10 @@ class Pretrainer(nn.Module):
                                 channels=max(3, *(m.shape[-1] for m in mods.values())))
         return {k: apply_spatial(m, params) for k, m in mods.items()}
 
-    def _clip_views(self, batch: dict, g: torch.Generator, valid: Tensor) -> tuple[list[dict], list[dict]]:
+    def _clip_views(self, batch: dict, g: torch.Generator, valid: Tensor) -> tuple[list[dict], list[dict], list[dict]]:
         """The K+1 views from one ``process_clip`` call: the crops ``crop_batch`` would draw (same
-        generator order: crop, then spatial, per view), applied to the processed clip."""
+        generator order: crop, then spatial, per view), applied to the processed clip -> ``(views,
+        aux losses, views before the spatial augmentation)``."""
         T = self.encoder.config.num_frames
         state, aux = self.processor.process_clip(batch)
         original = batch.get(self.augment.length_key)
@@ -252,7 +269,7 @@ class Pretrainer(nn.Module):
             if original.shape != valid.shape:
                 raise ValueError(f"batch[{self.augment.length_key!r}] has shape {tuple(original.shape)}, "
                                  f"expected ({valid.shape[0]},)")
-        views = []
+        views, plain = [], []
         for needed in [(k,) for k in self.modalities] + [self.modalities]:
             start, length = sample_crop(valid, self.augment, g, original)
             mods = self.processor.view(state, start, length, T, needed)
@@ -260,8 +277,9 @@ class Pretrainer(nn.Module):
             if missing:
                 raise DataError(f"modalities {missing} are missing from the processor's output (it has {list(mods)})",
                                 field=missing[0])
-            views.append(self._spatial({k: mods[k] for k in needed}, g, needed))
-        return views, [dict(aux)]
+            plain.append({k: mods[k] for k in needed})
+            views.append(self._spatial(plain[-1], g, needed))
+        return views, [dict(aux)], plain
 
     # -- training --------------------------------------------------------------------------
     def forward(self, batch: Mapping[str, object], generator: torch.Generator | None = None) -> dict[str, Tensor]:
@@ -280,13 +298,14 @@ class Pretrainer(nn.Module):
 
         # K single-stream views (modality k only) and one fused view (all modalities)
         if self.per_clip:
-            views, auxes = self._clip_views(batch, g, valid)
+            views, auxes, targets = self._clip_views(batch, g, valid)
         else:
-            views, auxes = [], []
+            views, auxes, targets = [], [], []
             for needed in [(k,) for k in self.modalities] + [self.modalities]:
-                mods, aux = self._view(batch, g, needed, valid)
+                mods, aux, plain = self._view(batch, g, needed, valid)
                 views.append(mods)
                 auxes.append(aux)
+                targets.append(plain)
         views, fused_view = views[:K], views[K]
 
         singles = [enc.embed_modality(k, v[k]) for k, v in zip(self.modalities, views)]
@@ -301,6 +320,11 @@ class Pretrainer(nn.Module):
         if self.objective == "umurl+intra_view":
             out["intra_view"] = self._intra_view(batch, g, valid, y[:K])
             out["loss"] = out["loss"] + self.intra_view_weight * out["intra_view"]
+        if self.reconstruction_weight > 0:
+            out["rec_traj"] = torch.stack([
+                reconstruction_loss(self.decoders[k](y[i]).view_as(targets[i][k]), targets[i][k])
+                for i, k in enumerate(self.modalities)]).mean()
+            out["loss"] = out["loss"] + self.reconstruction_weight * out["rec_traj"]
 
         total = out["loss"]
         for name in sorted({a for aux in auxes for a in aux}):

@@ -165,3 +165,26 @@ def test_motion_and_bone():
     assert bool((b[..., root, :] == 0).all())
     with pytest.raises(ValueError, match="joints"):
         bone(x[..., :20, :], "ntu25")
+
+
+def test_scale_bones_keeps_the_motion_and_changes_only_bone_lengths():
+    from hetskel.hetero.pipeline import HeteroProcessor
+    from hetskel.model.augment import AugmentConfig, sample_bone_factors, scale_bones
+
+    lay = HeteroProcessor(semantic=None, lifter_width=8).layout          # the unified skeleton (30 joints)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 2, 5, lay.num_joints, 3, generator=g)
+    x[1, 1] = 0                                                          # an absent person stays absent
+    ones = torch.ones(3, lay.num_joints)
+    torch.testing.assert_close(scale_bones(x, lay, ones), x)            # factor 1: the same skeleton
+    f = sample_bone_factors(3, lay.num_joints, AugmentConfig(bone_scale=0.2), g)
+    assert ((f >= 0.8) & (f <= 1.2)).all() and f.std() > 0.05
+    y = scale_bones(x, lay, f)
+    assert torch.equal(y[1, 1], torch.zeros_like(y[1, 1]))
+    for j, p in enumerate(lay.parents):
+        if p < 0:
+            torch.testing.assert_close(y[..., j, :], x[..., j, :])      # roots stay (trajectories too)
+        else:                                                            # each bone scaled, direction kept
+            torch.testing.assert_close(y[0, :, :, j] - y[0, :, :, p], (x[0, :, :, j] - x[0, :, :, p]) * f[0, j])
+    with pytest.raises(ValueError, match="bone_scale"):
+        AugmentConfig(bone_scale=1.0)

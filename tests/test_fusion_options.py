@@ -165,6 +165,11 @@ def test_spec_defaults_and_wiring():
                                                  "reconstruction_weight": 3.0}))
     assert (p.processor.config.smooth_frames, p.processor.config.semantic_from) == (5, "observed")
     assert p.reconstruction_weight == 3.0 and set(p.decoders) == set(p.modalities)
+    bones = build_pretrainer(PretrainSpec.from_dict({**TINY, "augment": {"bone_scale": 0.2}}))
+    assert bones.augment.bone_scale == 0.2 and bones.processor.positional == ("J", "C")
+    (train,) = load_data(PretrainSpec.from_dict(TINY), which=("train",))
+    out = bones(train.get_batch(torch.arange(4)))
+    assert torch.isfinite(out["loss"])
     assert PretrainSpec.from_dict({**TINY, "text_source": "wordllama"}).text_source == "wordllama"
     for bad, field in (({"modality_dropout": 1.5}, "modality_dropout"), ({"intra_view_weight": -1.0},
                        "intra_view_weight"), ({"center_3d": "joint"}, "center_3d"), ({"objective": "x"}, "objective"),

@@ -238,3 +238,13 @@ def test_reconstruction_loss_is_zero_for_the_standardised_target_and_scale_free(
     pred = torch.zeros_like(x, requires_grad=True)
     reconstruction_loss(pred, xg).backward()
     assert xg.grad is None and torch.isfinite(pred.grad).all()
+
+
+def test_bone_scale_needs_a_processor_that_names_its_positions():
+    with pytest.raises(ValueError, match="bone_scale"):
+        make(augment=AugmentConfig(bone_scale=0.2))          # FakeProcessor names no positional modalities
+    enc = UnifiedEncoder(tiny(), {"J": 3, "M": 3, "B": 3}, num_joints=25)
+    p = Pretrainer(enc, ("J", "M", "B"), ClassicModalities("ntu25"), augment=AugmentConfig(bone_scale=0.2))
+    g = torch.Generator().manual_seed(0)
+    out = p({"ntu25": torch.randn(4, 2, 20, 25, 3, generator=g)})
+    assert torch.isfinite(out["loss"])

@@ -46,6 +46,8 @@ CANDIDATES = {
     "batch32": {"recipe": "hetskel", "batch_size": 32},
     "lambda1": {"recipe": "hetskel", "lambda_": 1.0},
     "lambda10": {"recipe": "hetskel", "lambda_": 10.0},
+    "bones02": {"recipe": "hetskel", "augment": {"p_corrupt": 0.0, "bone_scale": 0.2}},
+    "bones04": {"recipe": "hetskel", "augment": {"p_corrupt": 0.0, "bone_scale": 0.4}},
     "observed_words": {"recipe": "hetskel", "semantic_from": "observed"},
     "smooth5_observed_words": {"recipe": "hetskel", "smooth_frames": 5, "semantic_from": "observed"},
     "smooth9_observed_words": {"recipe": "hetskel", "smooth_frames": 9, "semantic_from": "observed"},

@@ -290,6 +290,12 @@ class HeteroProcessor(nn.Module):
         """The unified ``Layout`` every modality is expressed in."""
         return self.unifier.layout
 
+    @property
+    def positional(self) -> tuple[str, ...]:
+        """The modalities that are joint positions on ``layout`` (``AugmentConfig.bone_scale`` applies):
+        every source's; S (motion words) is not."""
+        return tuple(self.layouts)
+
     def modality_channels(self) -> dict[str, int]:
         out = {k: self.unifier.channels for k in self.layouts}
         if self.semantic is not None:

@@ -54,6 +54,7 @@ class AugmentConfig:
     spatial: bool = True                            # False: crop only
     shared_crop: bool = True                        # one crop for every skeleton tensor of a sample
     length_key: str = "length"                      # batch entry: original frame counts (N,), if any
+    bone_scale: float = 0.0                         # each bone's length x U(1-r, 1+r) per sample and view; 0: off
 
     def __post_init__(self):
         _config.check_fields(self)  # types first (JSON lists become tuples), then the ranges below
@@ -66,6 +67,8 @@ class AugmentConfig:
         for name in ("mix_range", "shear_range"):  # U(-r, r) entries: r < 0 only flips signs, inf/NaN poison
             if not (getattr(self, name) >= 0 and math.isfinite(getattr(self, name))):
                 raise ValueError(f"AugmentConfig.{name} must be a finite number >= 0, got {getattr(self, name)!r}")
+        if not 0 <= self.bone_scale < 1:
+            raise ValueError(f"AugmentConfig.bone_scale must be in [0, 1), got {self.bone_scale!r}")
         if self.min_crop_frames is not None and self.min_crop_frames < 1:
             raise ValueError(f"AugmentConfig.min_crop_frames must be >= 1 or None, got {self.min_crop_frames}")
 
@@ -226,6 +229,44 @@ def apply_spatial(x: Tensor, params: SpatialParams) -> Tensor:
     a = params.matrix[:, :c, :c].to(device=x.device, dtype=x.dtype)
     y = torch.einsum("nmtvc,ncd->nmtvd", x, a)
     return torch.where(params.joints.to(x.device)[:, None, None, :, None], y, x)
+
+
+def sample_bone_factors(n: int, num_joints: int, config: AugmentConfig, generator: torch.Generator,
+                        device=None) -> Tensor:
+    """``(N, V)`` bone-length factors ``U(1 - bone_scale, 1 + bone_scale)``, one per joint's bone."""
+    device = device if device is not None else generator.device
+    return 1.0 + (_uniform((n, num_joints), generator, device) * 2 - 1) * config.bone_scale
+
+
+def scale_bones(x: Tensor, layout: "str | Layout", factors: Tensor) -> Tensor:
+    """Rebuild ``x`` ``(N, M, T, V, C)`` along the layout's tree with bone ``parent -> j`` scaled by
+    ``factors[n, j]`` ``(N, V)`` (roots keep their position, so a trajectory stays): other body
+    proportions, same motion. Why: subjects differ in proportions, and a representation asked to
+    tell clips apart can do it by proportions alone; views with different proportions make that
+    useless. Frames where a person is absent stay all-zero."""
+    lay = get_layout(layout)
+    n, _, _, v, _ = x.shape
+    if v != lay.num_joints or factors.shape != (n, v):
+        raise ValueError(f"scale_bones: x {tuple(x.shape)} and factors {tuple(factors.shape)} do not fit layout "
+                         f"{lay.name!r} ({lay.num_joints} joints)")
+    f = factors.to(device=x.device, dtype=x.dtype)[:, None, None, :, None]          # (N, 1, 1, V, 1)
+    out: list[Tensor | None] = [None] * v
+    pending = list(range(v))
+    while pending:  # parents before children, whatever the joint order
+        later = []
+        for j in pending:
+            p = lay.parents[j]
+            if p < 0:
+                out[j] = x[..., j, :]
+            elif out[p] is None:
+                later.append(j)
+            else:
+                out[j] = out[p] + (x[..., j, :] - x[..., p, :]) * f[..., j, :]
+        if len(later) == len(pending):
+            raise ValueError(f"scale_bones: layout {lay.name!r} has a parent cycle")
+        pending = later
+    present = (x != 0).flatten(-2).any(-1)[..., None, None].to(x.dtype)             # (N, M, T, 1, 1)
+    return torch.stack(out, -2) * present
 
 
 def spatial_augment(x: Tensor, config: AugmentConfig, generator: torch.Generator) -> Tensor:

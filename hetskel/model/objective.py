@@ -64,8 +64,10 @@ from hetskel.model.augment import (
     bone,
     crop_batch,
     motion,
+    sample_bone_factors,
     sample_crop,
     sample_spatial,
+    scale_bones,
     skeleton_keys,
     spatial_augment,
     valid_lengths,
@@ -92,6 +94,7 @@ class ClassicModalities(nn.Module):
         super().__init__()
         self.layout = get_layout(layout)
         self.source = source or self.layout.name
+        self.positional = ("J",)  # joint positions (``AugmentConfig.bone_scale`` applies); M and B are derived
 
     def forward(self, batch: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         x = batch.get(self.source)
@@ -173,6 +176,9 @@ class Pretrainer(nn.Module):
                 nn.Linear(cfg.out_dim, cfg.out_dim), nn.GELU(),
                 nn.Linear(cfg.out_dim, cfg.max_persons * cfg.num_frames * V * encoder.modality_channels[k]))
                 for k in modalities})
+        if self.augment.bone_scale > 0 and not (getattr(processor, "positional", None) and hasattr(processor, "layout")):
+            raise ValueError("AugmentConfig.bone_scale needs a processor that names its joint-position modalities "
+                             "(`positional`) and their `layout`, e.g. HeteroProcessor or ClassicModalities")
         self.process_mode = process
         if process == "clip" and not self.per_clip:
             raise ValueError("process='clip' needs a processor with per_clip (process_clip/view), shared_crop "
@@ -255,6 +261,11 @@ class Pretrainer(nn.Module):
         ref = mods[needed[0]]
         params = sample_spatial(ref.shape[0], ref.shape[3], self.augment, g, ref.device,
                                 channels=max(3, *(m.shape[-1] for m in mods.values())))
+        if self.augment.bone_scale > 0:  # drawn only then, so the other options keep their random streams
+            positional = set(getattr(self.processor, "positional", ()))
+            factors = sample_bone_factors(ref.shape[0], ref.shape[3], self.augment, g, ref.device)
+            mods = {k: scale_bones(m, self.processor.layout, factors) if k in positional else m
+                    for k, m in mods.items()}
         return {k: apply_spatial(m, params) for k, m in mods.items()}
 
     def _clip_views(self, batch: dict, g: torch.Generator, valid: Tensor) -> tuple[list[dict], list[dict], list[dict]]:

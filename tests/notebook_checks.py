@@ -65,3 +65,16 @@ def assert_notebook_conventions(name: str, folder: "str | Path" = NOTEBOOKS) -> 
     assert set(p) == set(found)
     assert p["smoke"] is False and p["run_dir"] == "" and p.get("seed", 0) == 0, p
     return p
+
+
+def write_toy_notebook(path: Path, parameters: str, body: str) -> Path:
+    """A two-cell notebook at ``path``: ``parameters`` (the cell tagged ``parameters``) and ``body``;
+    what the batch-runner tests run instead of a real notebook."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell(parameters, metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell(body),
+    ], metadata={"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}})
+    nbformat.write(nb, path)
+    return path

@@ -9,10 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import nbformat
 import pytest
 import torch
 
+from notebook_checks import write_toy_notebook
 from hetskel import io as hio
 from hetskel.io import (
     KIT_MARKER,
@@ -65,16 +65,10 @@ def intact(d):
 
 @pytest.fixture
 def toy_notebook(tmp_path):
-    nb = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell("smoke = False\nrun_dir = ''\nseed = 0\nnum_samples = 2000\nscale = 1.0",
-                                  metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell("import hetskel.io as hio\nif smoke:\n    num_samples = 100\n"
-                                  "rd = hio.make_run_dir(run_dir, 'toy')\n"
-                                  "hio.save_json(rd / 'metrics.json', {'num_samples': num_samples, 'score': scale})"),
-    ], metadata={"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}})
-    path = tmp_path / "toy.ipynb"
-    nbformat.write(nb, path)
-    return path
+    return write_toy_notebook(tmp_path / "toy.ipynb", "smoke = False\nrun_dir = ''\nseed = 0\nnum_samples = 2000\nscale = 1.0",
+                              "import hetskel.io as hio\nif smoke:\n    num_samples = 100\n"
+                              "rd = hio.make_run_dir(run_dir, 'toy')\n"
+                              "hio.save_json(rd / 'metrics.json', {'num_samples': num_samples, 'score': scale})")
 
 
 # ------------------------------------------------------------------ 1. batch names, --overwrite

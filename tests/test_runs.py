@@ -6,6 +6,7 @@ import sys
 import nbformat
 import pytest
 
+from notebook_checks import write_toy_notebook
 from hetskel.runs.grid import (
     GridResult,
     RunRecord,
@@ -19,17 +20,10 @@ from hetskel.runs.grid import (
 
 @pytest.fixture
 def toy_notebook(tmp_path):
-    nb = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell("smoke = False\nrun_dir = ''\nseed = 0\nscale = 1.0\nbroken = False",
-                                  metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell("import hetskel.io as hio\nrd = hio.make_run_dir(run_dir, 'toy')\n"
-                                  "assert not broken, 'deliberately broken parameter set'\n"
-                                  "hio.save_json(rd / 'metrics.json', "
-                                  "{'score': scale * 10 + seed, 'nested': {'acc': scale}})"),
-    ], metadata={"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}})
-    path = tmp_path / "toy.ipynb"
-    nbformat.write(nb, path)
-    return path
+    return write_toy_notebook(tmp_path / "toy.ipynb", "smoke = False\nrun_dir = ''\nseed = 0\nscale = 1.0\nbroken = False",
+                              "import hetskel.io as hio\nrd = hio.make_run_dir(run_dir, 'toy')\n"
+                              "assert not broken, 'deliberately broken parameter set'\n"
+                              "hio.save_json(rd / 'metrics.json', {'score': scale * 10 + seed, 'nested': {'acc': scale}})")
 
 
 def test_notebook_parameters_are_papermills_defaults_as_values(toy_notebook, tmp_path):

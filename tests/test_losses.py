@@ -117,6 +117,7 @@ def _ddp_worker(rank, world, init_file, z_all, zu_all, out_q):
         loss.backward()
         # as a list: a tensor would travel as a shared-memory handle that dies with this process
         out_q.put((rank, loss.item(), z["J"].grad.tolist()))
+        tdist.barrier()  # neither rank tears gloo down while the other may still be talking to it
     finally:
         tdist.destroy_process_group()
 

@@ -230,7 +230,7 @@ def test_reconstruction_loss_is_zero_for_the_standardised_target_and_scale_free(
     assert torch.allclose(present.mean(0), torch.zeros(V, 3), atol=1e-5)
     rms = present.square().mean((0, 2)).sqrt()                       # per joint, about 1 each
     assert ((rms > 0.8) & (rms < 1.0)).all(), rms                  # raw: joint 2 has 0.3x the others' RMS
-    torch.testing.assert_close(standardized_trajectories(x * 7.0 + 0.0)[0], target, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(standardized_trajectories(x * 7.0)[0], target, rtol=1e-4, atol=1e-5)
     assert reconstruction_loss(target, x).item() == pytest.approx(0.0, abs=1e-10)
     assert reconstruction_loss(torch.zeros_like(x), x).item() > 0.5
     # the target is data: no gradient flows into x (the lifter and prompts produce it in pretraining)
@@ -243,6 +243,11 @@ def test_reconstruction_loss_is_zero_for_the_standardised_target_and_scale_free(
 def test_bone_scale_needs_a_processor_that_names_its_positions():
     with pytest.raises(ValueError, match="bone_scale"):
         make(augment=AugmentConfig(bone_scale=0.2))          # FakeProcessor names no positional modalities
+    enc = UnifiedEncoder(tiny(), {"J": 3, "M": 3, "B": 3}, num_joints=25)
+    for off in ({"augment": AugmentConfig(bone_scale=0.2, spatial=False)},    # it would silently do nothing
+                {"augment": AugmentConfig(bone_scale=0.2), "spatial_stage": "raw"}):
+        with pytest.raises(ValueError, match="bone_scale"):
+            Pretrainer(enc, ("J", "M", "B"), ClassicModalities("ntu25"), **off)
     enc = UnifiedEncoder(tiny(), {"J": 3, "M": 3, "B": 3}, num_joints=25)
     p = Pretrainer(enc, ("J", "M", "B"), ClassicModalities("ntu25"), augment=AugmentConfig(bone_scale=0.2))
     g = torch.Generator().manual_seed(0)

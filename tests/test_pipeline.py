@@ -2,8 +2,9 @@ import pytest
 import torch
 
 from hetskel.data.errors import DataError
+from hetskel.hetero.camera import backproject, camera_pinv, keep_observed_2d
 from hetskel.hetero.lifter import frame_valid, pose_frame, trajectory
-from hetskel.hetero.pipeline import HeteroProcessor, backproject, camera_pinv, keep_observed_2d
+from hetskel.hetero.pipeline import HeteroProcessor
 from hetskel.layouts import convert, get_layout
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is fastest (conftest)

@@ -66,6 +66,7 @@ import torch.nn as nn
 from hetskel.config import check_fields, check_keys, from_dict
 from hetskel.data.errors import DataError
 from hetskel.data.transforms import smooth_time
+from hetskel.hetero.camera import camera_pinv, fit_camera, keep_observed_2d
 from hetskel.hetero.lifter import (
     PoseFrame,
     add_spine,
@@ -89,48 +90,6 @@ from hetskel.model.augment import crop_resize
 
 Tensor = torch.Tensor
 IMAGE_TO_POSE = {"camera": ((1.0, 0.0, 0.0), (0.0, -1.0, 0.0)), "pyskl": ((1.0, 0.0, 0.0), (0.0, 0.0, -1.0))}
-
-
-def backproject(traj2d: Tensor, pose2d: Tensor, lifted: Tensor, eps: float = 1e-4) -> Tensor:
-    """``traj2d @ backproject_map(pose2d, lifted)`` (below)."""
-    return traj2d @ backproject_map(pose2d, lifted, eps)
-
-
-def fit_camera(pose2d: Tensor, lifted: Tensor, eps: float = 1e-4) -> Tensor:
-    """Per person, the weak-perspective camera ``W (N, M, 3, 2)`` with ``pose2d ~ lifted @ W``: least
-    squares over the person's valid frames and joints. pose2d ``(N, M, T, V, 2)``, lifted
-    ``(N, M, T, V, 3)`` (same joints, pose frame)."""
-    w = frame_valid(pose2d)[..., None, None].to(lifted.dtype)
-    L = (lifted * w).flatten(-3, -2)                                   # (N, M, T*V, 3)
-    Y = (pose2d * w).flatten(-3, -2)                                   # (N, M, T*V, 2)
-    A = L.transpose(-1, -2) @ L
-    A = A + eps * (A.diagonal(dim1=-2, dim2=-1).sum(-1)[..., None, None] + 1) * torch.eye(3, dtype=A.dtype, device=A.device)
-    return torch.linalg.solve(A, L.transpose(-1, -2) @ Y)              # (N, M, 3, 2)
-
-
-def camera_pinv(W: Tensor, eps: float = 1e-4) -> Tensor:
-    """``pinv(W)`` ``(N, M, 2, 3)`` of ``fit_camera``'s ``W``: the minimum-norm 3D displacement
-    ``d @ pinv(W)`` reprojects exactly onto the image displacement ``d``."""
-    G = W.transpose(-1, -2) @ W
-    G = G + eps * (G.diagonal(dim1=-2, dim2=-1).sum(-1)[..., None, None] + 1e-6) * torch.eye(2, dtype=G.dtype, device=G.device)
-    return torch.linalg.solve(G, W.transpose(-1, -2))
-
-
-def backproject_map(pose2d: Tensor, lifted: Tensor, eps: float = 1e-4) -> Tensor:
-    """Place image-plane motion into the lifted 3D frame: ``pinv(W)`` ``(N, M, 2, 3)`` of the
-    camera ``fit_camera(pose2d, lifted)``; ``traj2d (N, M, T, 2) @`` it is the minimum-norm 3D
-    displacement that reprojects exactly onto ``traj2d``."""
-    return camera_pinv(fit_camera(pose2d, lifted, eps), eps)
-
-
-def keep_observed_2d(lifted: Tensor, pose2d: Tensor, W: Tensor, Pinv: Tensor) -> Tensor:
-    """Move each lifted joint so that it reprojects exactly onto its observed 2D position, keeping
-    the lifter's depth: ``X + (u - X @ W) @ pinv(W)``. lifted ``(N, M, T, V, 3)``, pose2d
-    ``(N, M, T, V, 2)``, W ``(N, M, 3, 2)``, Pinv ``(N, M, 2, 3)``. The gradient reaches only the
-    lifter's component along the viewing ray."""
-    W, Pinv = W[:, :, None, None], Pinv[:, :, None, None]            # broadcast over T, V
-    reproj = (lifted[..., None] * W).sum(-2)                           # (N, M, T, V, 2)
-    return lifted + ((pose2d - reproj)[..., None] * Pinv).sum(-2)
 
 
 def _map(D: Tensor, P: Tensor) -> Tensor:

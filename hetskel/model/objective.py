@@ -176,9 +176,11 @@ class Pretrainer(nn.Module):
                 nn.Linear(cfg.out_dim, cfg.out_dim), nn.GELU(),
                 nn.Linear(cfg.out_dim, cfg.max_persons * cfg.num_frames * V * encoder.modality_channels[k]))
                 for k in modalities})
-        if self.augment.bone_scale > 0 and not (getattr(processor, "positional", None) and hasattr(processor, "layout")):
-            raise ValueError("AugmentConfig.bone_scale needs a processor that names its joint-position modalities "
-                             "(`positional`) and their `layout`, e.g. HeteroProcessor or ClassicModalities")
+        if self.augment.bone_scale > 0 and not (getattr(processor, "positional", None) and hasattr(processor, "layout")
+                                                and self.augment.spatial and spatial_stage == "modalities"):
+            raise ValueError("AugmentConfig.bone_scale acts on the modalities (spatial on, spatial_stage='modalities') "
+                             "and needs a processor that names its joint-position modalities (`positional`) and "
+                             "their `layout`, e.g. HeteroProcessor or ClassicModalities")
         self.process_mode = process
         if process == "clip" and not self.per_clip:
             raise ValueError("process='clip' needs a processor with per_clip (process_clip/view), shared_crop "
@@ -262,9 +264,8 @@ class Pretrainer(nn.Module):
         params = sample_spatial(ref.shape[0], ref.shape[3], self.augment, g, ref.device,
                                 channels=max(3, *(m.shape[-1] for m in mods.values())))
         if self.augment.bone_scale > 0:  # drawn only then, so the other options keep their random streams
-            positional = set(getattr(self.processor, "positional", ()))
             factors = sample_bone_factors(ref.shape[0], ref.shape[3], self.augment, g, ref.device)
-            mods = {k: scale_bones(m, self.processor.layout, factors) if k in positional else m
+            mods = {k: scale_bones(m, self.processor.layout, factors) if k in self.processor.positional else m
                     for k, m in mods.items()}
         return {k: apply_spatial(m, params) for k, m in mods.items()}
 

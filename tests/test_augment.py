@@ -188,3 +188,36 @@ def test_scale_bones_keeps_the_motion_and_changes_only_bone_lengths():
             torch.testing.assert_close(y[0, :, :, j] - y[0, :, :, p], (x[0, :, :, j] - x[0, :, :, p]) * f[0, j])
     with pytest.raises(ValueError, match="bone_scale"):
         AugmentConfig(bone_scale=1.0)
+
+
+def test_layout_parts_are_the_largest_small_subtrees():
+    from hetskel.layouts import get_layout
+    from hetskel.model.augment import layout_parts
+
+    def names(layout):
+        lay = get_layout(layout)
+        return [{lay.joints[j] for j in part} for part in layout_parts(layout)]
+
+    uni = names("unified30")
+    assert {"nose", "left_eye", "right_eye", "left_ear", "right_ear"} in uni       # the face, whole
+    assert {"left_shoulder", "left_elbow", "left_wrist", "left_hand", "left_hand_tip", "left_thumb"} in uni
+    assert {"right_hip", "right_knee", "right_ankle", "right_foot"} in uni and {"neck", "head"} in uni
+    assert len(uni) == 6                                                            # no part inside another
+    assert not any(a < b for a in uni for b in uni)
+    assert all(len(p) >= 2 for p in names("openni15"))
+
+
+def test_part_keep_keeps_one_whole_part_or_everything():
+    from hetskel.model.augment import AugmentConfig, layout_parts, sample_part_keep
+
+    parts = layout_parts("unified30")
+    g = torch.Generator().manual_seed(0)
+    assert sample_part_keep(16, parts, 30, AugmentConfig(part_view=0.0), g).all()
+    keep = sample_part_keep(64, parts, 30, AugmentConfig(part_view=1.0), g)
+    as_sets = {frozenset(torch.nonzero(row).flatten().tolist()) for row in keep}
+    assert as_sets <= {frozenset(p) for p in parts} and len(as_sets) == len(parts)  # every part drawn
+    half = sample_part_keep(400, parts, 30, AugmentConfig(part_view=0.5), g)
+    whole = half.all(1).float().mean().item()
+    assert 0.4 < whole < 0.6
+    with pytest.raises(ValueError, match="part_view"):
+        AugmentConfig(part_view=1.5)

@@ -253,3 +253,20 @@ def test_bone_scale_needs_a_processor_that_names_its_positions():
     g = torch.Generator().manual_seed(0)
     out = p({"ntu25": torch.randn(4, 2, 20, 25, 3, generator=g)})
     assert torch.isfinite(out["loss"])
+
+
+def test_part_view_masks_the_positional_modalities_only():
+    with pytest.raises(ValueError, match="part_view"):
+        make(augment=AugmentConfig(part_view=0.5))           # FakeProcessor names no positional modalities
+    enc = UnifiedEncoder(tiny(), {"J": 3, "M": 3, "B": 3}, num_joints=25)
+    p = Pretrainer(enc, ("J", "M", "B"), ClassicModalities("ntu25"),
+                   augment=AugmentConfig(part_view=1.0, p_corrupt=0.0, shear_range=0.0))
+    g = torch.Generator().manual_seed(0)
+    mods = {k: torch.randn(6, 2, 20, 25, 3, generator=g) for k in ("J", "M", "B")}
+    out = p._spatial(mods, g, ("J", "M", "B"))
+    present = (out["J"] != 0).any(-1).any(1).any(1)                   # (N, V): joints left in each view
+    parts = {frozenset(part) for part in p._parts}
+    for row in present:
+        assert frozenset(torch.nonzero(row).flatten().tolist()) in parts      # one part of J kept
+    assert torch.equal(out["M"], mods["M"]) and torch.equal(out["B"], mods["B"])  # M, B are not positions
+    assert torch.isfinite(p({"ntu25": torch.randn(4, 2, 20, 25, 3, generator=g)})["loss"])

@@ -55,6 +55,7 @@ class AugmentConfig:
     shared_crop: bool = True                        # one crop for every skeleton tensor of a sample
     length_key: str = "length"                      # batch entry: original frame counts (N,), if any
     bone_scale: float = 0.0                         # each bone's length x U(1-r, 1+r) per sample and view; 0: off
+    part_view: float = 0.0                          # per sample and view: probability of keeping one body part only
 
     def __post_init__(self):
         _config.check_fields(self)  # types first (JSON lists become tuples), then the ranges below
@@ -67,6 +68,8 @@ class AugmentConfig:
         for name in ("mix_range", "shear_range"):  # U(-r, r) entries: r < 0 only flips signs, inf/NaN poison
             if not (getattr(self, name) >= 0 and math.isfinite(getattr(self, name))):
                 raise ValueError(f"AugmentConfig.{name} must be a finite number >= 0, got {getattr(self, name)!r}")
+        if not 0 <= self.part_view <= 1:
+            raise ValueError(f"AugmentConfig.part_view must be in [0, 1], got {self.part_view!r}")
         if not 0 <= self.bone_scale < 1:
             raise ValueError(f"AugmentConfig.bone_scale must be in [0, 1), got {self.bone_scale!r}")
         if self.min_crop_frames is not None and self.min_crop_frames < 1:
@@ -267,6 +270,47 @@ def scale_bones(x: Tensor, layout: "str | Layout", factors: Tensor) -> Tensor:
         pending = later
     present = (x != 0).flatten(-2).any(-1)[..., None, None].to(x.dtype)             # (N, M, T, 1, 1)
     return torch.stack(out, -2) * present
+
+
+def layout_parts(layout: "str | Layout") -> tuple[tuple[int, ...], ...]:
+    """The body parts of a layout, read from its tree: the largest subtrees (a joint and all its
+    descendants) of 2 to ``max(2, V // 4)`` joints that no other such subtree contains -- on
+    ``unified30`` the face, each arm with its hand, each leg, neck + head -- in joint order. Empty
+    for a layout with no such subtree."""
+    lay = get_layout(layout)
+    children: list[list[int]] = [[] for _ in range(lay.num_joints)]
+    for j, p in enumerate(lay.parents):
+        if p >= 0:
+            children[p].append(j)
+
+    def subtree(j: int) -> tuple[int, ...]:
+        out, todo = [], [j]
+        while todo:
+            k = todo.pop()
+            out.append(k)
+            todo.extend(children[k])
+        return tuple(sorted(out))
+
+    largest = max(2, lay.num_joints // 4)
+    parts = {t for t in map(subtree, range(lay.num_joints)) if 2 <= len(t) <= largest}
+    return tuple(sorted((t for t in parts if not any(set(t) < set(u) for u in parts)), key=lambda t: t[0]))
+
+
+def sample_part_keep(n: int, parts: tuple[tuple[int, ...], ...], num_joints: int, config: AugmentConfig,
+                     generator: torch.Generator, device=None) -> Tensor:
+    """``(N, V)`` bool: per sample, with probability ``part_view`` the joints of one random part
+    (``layout_parts``), else every joint. Why: a view that shows only the face (or only a hand)
+    must still be told apart from other clips, so the representation has to carry what that part
+    alone does, which agreement between whole-body views lets a few large joints dominate."""
+    device = device if device is not None else generator.device
+    if not parts:
+        raise ValueError("sample_part_keep: the layout has no parts (subtrees of 2 or more joints)")
+    masks = torch.zeros(len(parts), num_joints, dtype=torch.bool, device=device)
+    for i, part in enumerate(parts):
+        masks[i, list(part)] = True
+    on = _uniform((n,), generator, device) < config.part_view
+    which = (_uniform((n,), generator, device) * len(parts)).long().clamp_(max=len(parts) - 1)
+    return torch.where(on[:, None], masks[which], torch.ones_like(masks[which]))
 
 
 def spatial_augment(x: Tensor, config: AugmentConfig, generator: torch.Generator) -> Tensor:

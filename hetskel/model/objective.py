@@ -63,9 +63,11 @@ from hetskel.model.augment import (
     apply_spatial,
     bone,
     crop_batch,
+    layout_parts,
     motion,
     sample_bone_factors,
     sample_crop,
+    sample_part_keep,
     sample_spatial,
     scale_bones,
     skeleton_keys,
@@ -176,11 +178,18 @@ class Pretrainer(nn.Module):
                 nn.Linear(cfg.out_dim, cfg.out_dim), nn.GELU(),
                 nn.Linear(cfg.out_dim, cfg.max_persons * cfg.num_frames * V * encoder.modality_channels[k]))
                 for k in modalities})
-        if self.augment.bone_scale > 0 and not (getattr(processor, "positional", None) and hasattr(processor, "layout")
-                                                and self.augment.spatial and spatial_stage == "modalities"):
-            raise ValueError("AugmentConfig.bone_scale acts on the modalities (spatial on, spatial_stage='modalities') "
-                             "and needs a processor that names its joint-position modalities (`positional`) and "
-                             "their `layout`, e.g. HeteroProcessor or ClassicModalities")
+        for option in ("bone_scale", "part_view"):
+            if getattr(self.augment, option) > 0 and not (getattr(processor, "positional", None)
+                                                          and hasattr(processor, "layout") and self.augment.spatial
+                                                          and spatial_stage == "modalities"):
+                raise ValueError(f"AugmentConfig.{option} acts on the modalities (spatial on, "
+                                 "spatial_stage='modalities') and needs a processor that names its joint-position "
+                                 "modalities (`positional`) and their `layout`, e.g. HeteroProcessor or "
+                                 "ClassicModalities")
+        self._parts = layout_parts(processor.layout) if self.augment.part_view > 0 else ()
+        if self.augment.part_view > 0 and not self._parts:
+            raise ValueError(f"AugmentConfig.part_view: layout {get_layout(processor.layout).name!r} has no parts "
+                             "(subtrees of 2 or more joints)")
         self.process_mode = process
         if process == "clip" and not self.per_clip:
             raise ValueError("process='clip' needs a processor with per_clip (process_clip/view), shared_crop "
@@ -266,6 +275,10 @@ class Pretrainer(nn.Module):
         if self.augment.bone_scale > 0:  # drawn only then, so the other options keep their random streams
             factors = sample_bone_factors(ref.shape[0], ref.shape[3], self.augment, g, ref.device)
             mods = {k: scale_bones(m, self.processor.layout, factors) if k in self.processor.positional else m
+                    for k, m in mods.items()}
+        if self.augment.part_view > 0:  # drawn only then, as above
+            keep = sample_part_keep(ref.shape[0], self._parts, ref.shape[3], self.augment, g, ref.device)
+            mods = {k: m * keep[:, None, None, :, None].to(m.dtype) if k in self.processor.positional else m
                     for k, m in mods.items()}
         return {k: apply_spatial(m, params) for k, m in mods.items()}
 

@@ -9,7 +9,7 @@ import torch
 
 from hetskel.eval.pretrained import Features, group_top1, knn_confusion
 from hetskel.experiment.pretrain import build_pretrainer, load_data
-from hetskel.experiment.spec import PretrainSpec
+from hetskel.experiment.spec import RECIPES, PretrainSpec
 from hetskel.model.augment import AugmentConfig
 from hetskel.model.encoder import FUSIONS, UnifiedEncoder, get_preset
 from hetskel.model.losses import intra_view_loss, vc_reg
@@ -143,12 +143,14 @@ def test_intra_view_loss_rewards_agreement_and_spread():
 # -- spec --------------------------------------------------------------------------------------------
 def test_spec_defaults_and_wiring():
     s = PretrainSpec.from_dict(TINY)
-    assert (s.center_3d, s.objective, s.intra_view_weight, s.modality_dropout) == ("clip", None, 1.0, 0.0)
+    assert (s.center_3d, s.objective, s.intra_view_weight, s.modality_dropout) == ("clip", None, None, 0.0)
     # the default recipe: within-modality term, shear-only augmentation, concatenated features
     r = s.resolved()
     assert (s.recipe, r.objective, r.augment_config().p_corrupt, s.features) == ("hetskel", "umurl+intra_view", 0.0,
                                                                                   "concat")
     assert build_pretrainer(s).objective == "umurl+intra_view"
+    assert r.intra_view_weight == RECIPES["hetskel"]["intra_view_weight"] == build_pretrainer(s).intra_view_weight
+    assert PretrainSpec.from_dict({**TINY, "intra_view_weight": 0.5}).resolved().intra_view_weight == 0.5
     # the paper's configuration is one parameter away; a key the user sets wins over the recipe
     paper = PretrainSpec.from_dict({**TINY, "recipe": "paper"}).resolved()
     assert (paper.objective, paper.augment_config(), paper.features) == ("umurl", AugmentConfig(), "fused")

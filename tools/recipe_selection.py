@@ -16,6 +16,7 @@ Writes ``OUT/rows.json`` and prints one line per run and the mean per candidate 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import time
 
@@ -52,6 +53,8 @@ CANDIDATES = {
     "part50": {"recipe": "hetskel", "augment": {"p_corrupt": 0.0, "part_view": 0.5}},
     "shear15": {"recipe": "hetskel", "augment": {"p_corrupt": 0.0, "shear_range": 1.5}},
     "intra30": {"recipe": "hetskel", "intra_view_weight": 30.0},
+    # 4x the unlabeled clips for pretraining (same subjects, same carve); pair with --probe-num-samples 2000
+    "unlabeled4x": {"recipe": "hetskel", "num_samples": 8000},
     "crop_only": {"recipe": "hetskel", "augment": {"p_corrupt": 0.0, "spatial": False}},
     "intra3": {"recipe": "hetskel", "intra_view_weight": 3.0},
     "intra10": {"recipe": "hetskel", "intra_view_weight": 10.0},
@@ -61,13 +64,16 @@ CANDIDATES = {
 }
 
 
-def one_run(name: str, seed: int, out, probe_epochs: int) -> dict:
+def one_run(name: str, seed: int, out, probe_epochs: int, probe_num_samples: int | None = None) -> dict:
     spec = variant_spec({"dataset": "synhet", "validation": 0.25, **CANDIDATES[name]}, "J,C,S", seed)
     t0 = time.time()
     run = experiment.pretrain(spec, out / f"{name}_seed{seed}")
     net, spec = experiment.load_pretrained(run.run_dir)
+    if probe_num_samples is not None:  # the probes' clips from another draw size (same subjects, same carve)
+        spec = dataclasses.replace(spec, num_samples=probe_num_samples)
     fit, val = experiment.load_data(spec)
-    row = {"candidate": name, "seed": seed, "fields": CANDIDATES[name], "num_fit": len(fit), "num_validation": len(val),
+    row = {"candidate": name, "seed": seed, "fields": CANDIDATES[name], "probe_num_samples": spec.num_samples,
+           "num_fit": len(fit), "num_validation": len(val),
            "pretrain_s": round(time.time() - t0), "semantic_table": run.semantic_table}
     for stream in ("fused", "concat"):
         r = evaluate_pretrained(net, fit, val, probe_epochs=probe_epochs, semi_fractions=(), stream=stream)
@@ -82,13 +88,16 @@ def main(argv=None) -> int:
     ap.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
     ap.add_argument("--probe-epochs", type=int, default=150)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--probe-num-samples", type=int, default=None,
+                    help="probe and score on a SynHet draw of this size instead of the candidate's (same subjects "
+                         "and carve), so a candidate that pretrains on more clips is scored on the same clips")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     out = make_run_dir(args.out, "recipe_selection")
     rows = []
     for name in args.candidates:
         for seed in args.seeds:
-            r = one_run(name, seed, out, args.probe_epochs)
+            r = one_run(name, seed, out, args.probe_epochs, args.probe_num_samples)
             rows.append(r)
             print(f"{name} seed {seed}: " + "; ".join(
                 f"{s} linear {r[s]['linear']:.1f} (" + ", ".join(f"{g} {v:.1f}" for g, v in r[s]["groups"].items())

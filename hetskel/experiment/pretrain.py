@@ -158,7 +158,7 @@ def build_pretrainer(spec: PretrainSpec, train_ds: ArrayDataset | None = None, t
                 _init_lifters(proc, spec.lifter_init)
         enc = UnifiedEncoder(spec.encoder_config(), channels, joints)
         obj = Pretrainer(enc, mods, proc, lambda_=spec.lambda_, augment=spec.augment_config(), seed=spec.seed,
-                         objective=spec.pretrain_objective, intra_view_weight=spec.intra_view_weight,
+                         objective=spec.pretrain_objective, intra_view_weight=spec.pretrain_intra_view_weight,
                          modality_dropout=spec.modality_dropout, reconstruction_weight=spec.reconstruction_weight)
     obj.spec = spec
     return obj

@@ -49,15 +49,17 @@ TEXT_SOURCES = get_args(TextSource)
 Objective = Literal["umurl", "umurl+intra_view"]
 Recipe = Literal["hetskel", "paper"]
 #: named configurations: what ``PretrainSpec.recipe`` sets where the spec leaves it open
-#: (``objective=None``; ``augment`` keys not given). ``"paper"``: the paper's UmURL objective and
+#: (``objective=None``, ``intra_view_weight=None``; ``augment`` keys not given). ``"paper"``: the paper's UmURL objective and
 #: augmentation, fused-stream evaluation. ``"hetskel"`` (the default, chosen on a validation split
 #: carved from SynHet's training subjects; numbers in the README): a within-modality term added to
-#: the objective, shear-only spatial augmentation (no joint corruption, which erases the few joints
+#: the objective with weight 10 (it outweighs UmURL's cross-modal terms, so each modality keeps what
+#: only it sees), shear-only spatial augmentation (no joint corruption, which erases the few joints
 #: that alone carry a class, e.g. COCO's face), and evaluation on the fused and every single-modality
 #: stream concatenated.
 RECIPES: dict[str, dict] = {
-    "hetskel": {"objective": "umurl+intra_view", "augment": {"p_corrupt": 0.0}, "features": "concat"},
-    "paper": {"objective": "umurl", "augment": {}, "features": "fused"},
+    "hetskel": {"objective": "umurl+intra_view", "intra_view_weight": 10.0, "augment": {"p_corrupt": 0.0},
+                "features": "concat"},
+    "paper": {"objective": "umurl", "intra_view_weight": 1.0, "augment": {}, "features": "fused"},
 }
 #: ``center_3d`` -> ``transforms.normalize_3d(variant=...)``: one translation per clip (PYSKL, keeps
 #: the body's path through space) or one per frame (UmURL)
@@ -101,8 +103,8 @@ class PretrainSpec:
     augmentation and the evaluation features the spec does not set itself; ``recipe="paper"`` is
     the paper's configuration.
     Objective (``hetskel.model.objective.Pretrainer``): ``objective`` ``"umurl"`` (the paper's) or
-    ``"umurl+intra_view"`` (plus a within-modality VICReg term weighted ``intra_view_weight``), None:
-    the recipe's;
+    ``"umurl+intra_view"`` (plus a within-modality VICReg term weighted ``intra_view_weight``); None
+    (for either): the recipe's;
     ``modality_dropout``: probability of leaving each modality out of the fused stream per step.
     ``reconstruction_weight``: > 0 adds a term that reconstructs each modality's joint trajectories,
     each joint standardised by its own spread, from its single-stream representation (``Pretrainer``).
@@ -145,7 +147,7 @@ class PretrainSpec:
     center_3d: Literal["clip", "frame"] = "clip"
     recipe: Recipe = "hetskel"
     objective: Objective | None = None
-    intra_view_weight: float = 1.0
+    intra_view_weight: float | None = None
     modality_dropout: float = 0.0
     reconstruction_weight: float = 0.0
     augment: Overrides[AugmentConfig] = field(default_factory=dict)
@@ -202,6 +204,11 @@ class PretrainSpec:
         return self.objective or RECIPES[self.recipe]["objective"]
 
     @property
+    def pretrain_intra_view_weight(self) -> float:
+        """``intra_view_weight``, else the recipe's (used when the objective has the within-modality term)."""
+        return RECIPES[self.recipe]["intra_view_weight"] if self.intra_view_weight is None else self.intra_view_weight
+
+    @property
     def features(self) -> str:
         """The evaluation features of the recipe (``hetskel.eval.pretrained.Features`` stream)."""
         return RECIPES[self.recipe]["features"]
@@ -246,6 +253,7 @@ class PretrainSpec:
             s.lifter_width = 512 if self.preset == "paper" else 256
         # the recipe written out, so a stored run does not depend on RECIPES staying as they are
         s.objective = self.pretrain_objective
+        s.intra_view_weight = self.pretrain_intra_view_weight
         s.augment = {**RECIPES[self.recipe]["augment"], **dict(self.augment)}
         return s.validate()
 
@@ -268,7 +276,7 @@ class PretrainSpec:
             raise bad("validation", "must be in [0, 1): the fraction of training subjects carved out (0: none)")
         if not 0.0 <= self.modality_dropout < 1.0:
             raise bad("modality_dropout", "must be in [0, 1)")
-        if not self.intra_view_weight >= 0.0:
+        if self.intra_view_weight is not None and not self.intra_view_weight >= 0.0:
             raise bad("intra_view_weight", "must be >= 0")
         if not self.reconstruction_weight >= 0.0:
             raise bad("reconstruction_weight", "must be >= 0 (0: off)")

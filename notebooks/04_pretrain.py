@@ -58,6 +58,7 @@ epochs = 20
 batch_size = 128       # global (split over devices)
 lr = 5e-4
 recipe = "hetskel"     # "hetskel" (default: + within-modality term, shear-only augmentation) | "paper"
+intra_view_weight = None  # the within-modality term's weight; None: the recipe's (10; 1 before the latest round)
 devices = "auto"       # "auto" (every GPU, else 1), 1, or N > 1 (torchrun)
 prompt_mode = "prompt" # prompt | anchored | zero
 use_lifter = True
@@ -80,7 +81,8 @@ paths = {k: p for k, p in (("ntu25", pyskl_3d), ("coco17", pyskl_2d)) if p}
 spec = PretrainSpec.from_dict(dict(
     dataset=dataset, paths=paths, num_samples=num_samples, data_seed=seed, split=split, modalities=modalities,
     preset=preset, num_frames=num_frames or None, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-    prompt_mode=prompt_mode, use_lifter=use_lifter, semantic=semantic, text_table=text_table, recipe=recipe))
+    prompt_mode=prompt_mode, use_lifter=use_lifter, semantic=semantic, text_table=text_table, recipe=recipe,
+    intra_view_weight=intra_view_weight))
 if smoke:  # CI: seconds of training on a small SynHet draw (SMOKE); the same code path as a full run
     spec = smoke_spec(spec)
     devices, progress = 1, False

@@ -25,8 +25,8 @@
 # C to J. Total loss `lambda (intra + inter) + vc + rec`.
 #
 # `recipe` picks the configuration: `"hetskel"` (the default) adds a within-modality term (two
-# augmented views of the same modality made to agree, `intra_view`, weighted 10: it rewards what only
-# one format sees, e.g. COCO's face joints) and augments by shear only (no joint corruption); `"paper"` is the
+# augmented views of the same modality made to agree, `intra_view`: it rewards what only one format
+# sees, e.g. COCO's face joints) and augments by shear only (no joint corruption); `"paper"` is the
 # paper's UmURL objective and augmentation. The README's "Does adding formats help?" has the
 # validation numbers that chose the default and the test numbers of both.
 #
@@ -58,7 +58,7 @@ epochs = 20
 batch_size = 128       # global (split over devices)
 lr = 5e-4
 recipe = "hetskel"     # "hetskel" (default: + within-modality term, shear-only augmentation) | "paper"
-intra_view_weight = None  # the within-modality term's weight; None: the recipe's (10; 1 before the latest round)
+intra_view_weight = None  # the within-modality term's weight; None: the recipe's (hetskel: 1)
 devices = "auto"       # "auto" (every GPU, else 1), 1, or N > 1 (torchrun)
 prompt_mode = "prompt" # prompt | anchored | zero
 use_lifter = True

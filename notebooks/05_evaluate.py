@@ -117,15 +117,14 @@ print(results_table(res))
 # for (README, "Does adding formats help?", for the numbers at 04's default size).
 # The smoke size (`SMOKE`: 400 clips, `tiny`, ~180 steps), default recipe, measured over seeds 0-11
 # with `tools/smoke_gain_study.py` (one thread, 150-epoch probe): linear gain over the untrained
-# network +1.0 at seed 0, mean +1.5 (min -3.7, max +8.6), above zero for 7 of the 12; per group,
-# pretrained *body* 90.5-99.0 and *two-person* 92.6-100, while *face* (30.6-72.7; +12.7 over the
-# untrained network on average) and *hand* (13.3-47.2) swing across seeds with chance at 33 within a
-# group: 180 steps do not learn them reliably. So the checks below are: the gain at seed 0 on one
-# thread (a pretraining that does not learn, diverges or goes wrong by a few points fails it; one
-# thread repeats its numbers bit for bit), and every *body* and *two-person* accuracy at least 80 --
-# a collapsed representation (one prediction for all clips) scores at most 12.5 on the 8 body
-# classes, and a fused stream diluted by a useless modality loses the body classes first -- a floor
-# 10 points below the lowest of the 12 seeds, so another CPU's rounding cannot flip it.
+# network +4.1 at seed 0, mean +0.8 (min -5.5, max +4.1), above zero for 7 of the 12; per group,
+# pretrained *body* 92.2-100 and *two-person* 92.6-100, while *face* (19.5-51.7) and *hand*
+# (16.7-52.9) swing across seeds with chance at 33 within a group: 180 steps do not learn them
+# reliably. So the checks below are: the gain at seed 0 on one thread (a pretraining that does not
+# learn, diverges or goes wrong by several points fails it), and every *body* and *two-person*
+# accuracy at least 80 -- a collapsed representation (one prediction for all clips) scores at most
+# 12.5 on the 8 body classes, and a fused stream diluted by a useless modality loses the body classes
+# first -- a floor 12 points below the lowest of the 12 seeds, so another CPU's rounding cannot flip it.
 
 # %%
 gain = res["linear_top1"] - res["linear_top1_random_init"]

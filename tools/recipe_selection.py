@@ -56,6 +56,7 @@ CANDIDATES = {
     # 4x the unlabeled clips for pretraining (same subjects, same carve); pair with --probe-num-samples 2000
     "unlabeled4x": {"recipe": "hetskel", "num_samples": 8000},
     "crop_only": {"recipe": "hetskel", "augment": {"p_corrupt": 0.0, "spatial": False}},
+    "intra1": {"recipe": "hetskel", "intra_view_weight": 1.0},
     "intra3": {"recipe": "hetskel", "intra_view_weight": 3.0},
     "intra10": {"recipe": "hetskel", "intra_view_weight": 10.0},
     "observed_words": {"recipe": "hetskel", "semantic_from": "observed"},

@@ -301,7 +301,8 @@ def sample_part_keep(n: int, parts: tuple[tuple[int, ...], ...], num_joints: int
     """``(N, V)`` bool: per sample, with probability ``part_view`` the joints of one random part
     (``layout_parts``), else every joint. Why: a view that shows only the face (or only a hand)
     must still be told apart from other clips, so the representation has to carry what that part
-    alone does, which agreement between whole-body views lets a few large joints dominate."""
+    alone does, which agreement between whole-body views lets a few large joints dominate. (On
+    SynHet's validation split it did not raise the face group: README, "Does adding formats help?")"""
     device = device if device is not None else generator.device
     if not parts:
         raise ValueError("sample_part_keep: the layout has no parts (subtrees of 2 or more joints)")

@@ -11,6 +11,12 @@ on the concatenated features. One torch thread per process, so two can share two
     .venv/bin/python tools/recipe_selection.py --out runs/recipe_selection/b --seeds 0 1 \
         --candidates intra_view shear_intra_view_observed
 
+A candidate that pretrains on a larger draw is scored on the default draw's clips (same subjects,
+same carve) with ``--probe-num-samples``:
+
+    .venv/bin/python tools/recipe_selection.py --out runs/recipe_selection/unlabeled4x --seeds 0 \
+        --candidates unlabeled4x --probe-num-samples 2000
+
 Writes ``OUT/rows.json`` and prints one line per run and the mean per candidate and feature set.
 """
 from __future__ import annotations

@@ -52,10 +52,10 @@ Recipe = Literal["hetskel", "paper"]
 #: (``objective=None``, ``intra_view_weight=None``; ``augment`` keys not given). ``"paper"``: the
 #: paper's UmURL objective and augmentation, fused-stream evaluation. ``"hetskel"`` (the default,
 #: chosen on validation splits carved from the training subjects; numbers in the README): a
-#: within-modality term added to the objective (weight 1: 10 kept more of COCO's face on SynHet but
-#: cost J+C 6 points on MSR Action3D), shear-only spatial augmentation (no joint corruption, which
-#: erases the few joints that alone carry a class, e.g. COCO's face), and evaluation on the fused and
-#: every single-modality stream concatenated.
+#: within-modality term added to the objective (weight 1: 10 kept more of COCO's face on SynHet's
+#: validation split but cost J+C 6 points on MSR Action3D's), shear-only spatial augmentation (no
+#: joint corruption, which erases the few joints that alone carry a class, e.g. COCO's face), and
+#: evaluation on the fused and every single-modality stream concatenated.
 RECIPES: dict[str, dict] = {
     "hetskel": {"objective": "umurl+intra_view", "intra_view_weight": 1.0, "augment": {"p_corrupt": 0.0},
                 "features": "concat"},

@@ -170,7 +170,7 @@ def test_spec_defaults_and_wiring():
     bones = build_pretrainer(PretrainSpec.from_dict({**TINY, "augment": {"bone_scale": 0.2}}))
     assert bones.augment.bone_scale == 0.2 and bones.processor.positional == ("J", "C")
     parts = build_pretrainer(PretrainSpec.from_dict({**TINY, "augment": {"part_view": 0.5}}))
-    assert parts.augment.part_view == 0.5 and len(parts._parts) == 6        # unified30: face, arms, legs, neck
+    assert parts.augment.part_view == 0.5 and parts.part_masks.shape == (6, 30)        # unified30: face, arms, legs, neck
     (train,) = load_data(PretrainSpec.from_dict(TINY), which=("train",))
     out = bones(train.get_batch(torch.arange(4)))
     assert torch.isfinite(out["loss"])

@@ -14,11 +14,6 @@ from hetskel.hetero.lifter import frame_valid
 Tensor = torch.Tensor
 
 
-def backproject(traj2d: Tensor, pose2d: Tensor, lifted: Tensor, eps: float = 1e-4) -> Tensor:
-    """``traj2d @ backproject_map(pose2d, lifted)`` (below)."""
-    return traj2d @ backproject_map(pose2d, lifted, eps)
-
-
 def fit_camera(pose2d: Tensor, lifted: Tensor, eps: float = 1e-4) -> Tensor:
     """Per person, the weak-perspective camera ``W (N, M, 3, 2)`` with ``pose2d ~ lifted @ W``: least
     squares over the person's valid frames and joints. pose2d ``(N, M, T, V, 2)``, lifted
@@ -37,13 +32,6 @@ def camera_pinv(W: Tensor, eps: float = 1e-4) -> Tensor:
     G = W.transpose(-1, -2) @ W
     G = G + eps * (G.diagonal(dim1=-2, dim2=-1).sum(-1)[..., None, None] + 1e-6) * torch.eye(2, dtype=G.dtype, device=G.device)
     return torch.linalg.solve(G, W.transpose(-1, -2))
-
-
-def backproject_map(pose2d: Tensor, lifted: Tensor, eps: float = 1e-4) -> Tensor:
-    """Place image-plane motion into the lifted 3D frame: ``pinv(W)`` ``(N, M, 2, 3)`` of the
-    camera ``fit_camera(pose2d, lifted)``; ``traj2d (N, M, T, 2) @`` it is the minimum-norm 3D
-    displacement that reprojects exactly onto ``traj2d``."""
-    return camera_pinv(fit_camera(pose2d, lifted, eps), eps)
 
 
 def keep_observed_2d(lifted: Tensor, pose2d: Tensor, W: Tensor, Pinv: Tensor) -> Tensor:

@@ -251,8 +251,8 @@ class HeteroProcessor(nn.Module):
 
     @property
     def positional(self) -> tuple[str, ...]:
-        """The modalities that are joint positions on ``layout`` (``AugmentConfig.bone_scale`` applies):
-        every source's; S (motion words) is not."""
+        """The modalities that are joint positions on ``layout`` (``AugmentConfig.bone_scale`` and
+        ``part_view`` apply): every source's; S (motion words) is not."""
         return tuple(self.layouts)
 
     def modality_channels(self) -> dict[str, int]:

@@ -272,46 +272,49 @@ def scale_bones(x: Tensor, layout: "str | Layout", factors: Tensor) -> Tensor:
     return torch.stack(out, -2) * present
 
 
-def layout_parts(layout: "str | Layout") -> tuple[tuple[int, ...], ...]:
-    """The body parts of a layout, read from its tree: the largest subtrees (a joint and all its
-    descendants) of 2 to ``max(2, V // 4)`` joints that no other such subtree contains -- on
-    ``unified30`` the face, each arm with its hand, each leg, neck + head -- in joint order. Empty
-    for a layout with no such subtree."""
+def layout_parts(layout: "str | Layout") -> Tensor:
+    """The body parts of a layout as a ``(P, V)`` bool mask, read from its tree: the largest
+    subtrees (a joint and all its descendants) of 2 to ``max(2, V // 4)`` joints that no other such
+    subtree contains -- on ``unified30`` the face, each arm with its hand, each leg, neck + head --
+    ordered by their first joint. ``P = 0`` for a layout with no such subtree."""
     lay = get_layout(layout)
     children: list[list[int]] = [[] for _ in range(lay.num_joints)]
     for j, p in enumerate(lay.parents):
         if p >= 0:
             children[p].append(j)
 
-    def subtree(j: int) -> tuple[int, ...]:
-        out, todo = [], [j]
+    def subtree(j: int) -> frozenset[int]:
+        out, todo = set(), [j]
         while todo:
             k = todo.pop()
-            out.append(k)
+            out.add(k)
             todo.extend(children[k])
-        return tuple(sorted(out))
+        return frozenset(out)
 
     largest = max(2, lay.num_joints // 4)
     parts = {t for t in map(subtree, range(lay.num_joints)) if 2 <= len(t) <= largest}
-    return tuple(sorted((t for t in parts if not any(set(t) < set(u) for u in parts)), key=lambda t: t[0]))
+    kept = sorted((t for t in parts if not any(t < u for u in parts)), key=min)
+    masks = torch.zeros(len(kept), lay.num_joints, dtype=torch.bool)
+    for i, part in enumerate(kept):
+        masks[i, sorted(part)] = True
+    return masks
 
 
-def sample_part_keep(n: int, parts: tuple[tuple[int, ...], ...], num_joints: int, config: AugmentConfig,
-                     generator: torch.Generator, device=None) -> Tensor:
+def sample_part_keep(n: int, parts: Tensor, config: AugmentConfig, generator: torch.Generator,
+                     device=None) -> Tensor:
     """``(N, V)`` bool: per sample, with probability ``part_view`` the joints of one random part
-    (``layout_parts``), else every joint. Why: a view that shows only the face (or only a hand)
-    must still be told apart from other clips, so the representation has to carry what that part
-    alone does, which agreement between whole-body views lets a few large joints dominate. (On
-    SynHet's validation split it did not raise the face group: README, "Does adding formats help?")"""
+    (a row of ``parts`` ``(P, V)``, ``layout_parts``), else every joint. Why: a view that shows only
+    the face (or only a hand) must still be told apart from other clips, so the representation has
+    to carry what that part alone does, which agreement between whole-body views lets a few large
+    joints dominate. (On SynHet's validation split it did not raise the face group: README, "Does
+    adding formats help?")"""
     device = device if device is not None else generator.device
-    if not parts:
+    if parts.shape[0] == 0:
         raise ValueError("sample_part_keep: the layout has no parts (subtrees of 2 or more joints)")
-    masks = torch.zeros(len(parts), num_joints, dtype=torch.bool, device=device)
-    for i, part in enumerate(parts):
-        masks[i, list(part)] = True
     on = _uniform((n,), generator, device) < config.part_view
-    which = (_uniform((n,), generator, device) * len(parts)).long().clamp_(max=len(parts) - 1)
-    return torch.where(on[:, None], masks[which], torch.ones_like(masks[which]))
+    which = (_uniform((n,), generator, device) * parts.shape[0]).long().clamp_(max=parts.shape[0] - 1)
+    chosen = parts.to(device)[which]
+    return torch.where(on[:, None], chosen, torch.ones_like(chosen))
 
 
 def spatial_augment(x: Tensor, config: AugmentConfig, generator: torch.Generator) -> Tensor:

@@ -96,7 +96,7 @@ class ClassicModalities(nn.Module):
         super().__init__()
         self.layout = get_layout(layout)
         self.source = source or self.layout.name
-        self.positional = ("J",)  # joint positions (``AugmentConfig.bone_scale`` applies); M and B are derived
+        self.positional = ("J",)  # joint positions (``bone_scale``, ``part_view`` apply); M and B are derived
 
     def forward(self, batch: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         x = batch.get(self.source)
@@ -186,8 +186,9 @@ class Pretrainer(nn.Module):
                                  "spatial_stage='modalities') and needs a processor that names its joint-position "
                                  "modalities (`positional`) and their `layout`, e.g. HeteroProcessor or "
                                  "ClassicModalities")
-        self._parts = layout_parts(processor.layout) if self.augment.part_view > 0 else ()
-        if self.augment.part_view > 0 and not self._parts:
+        # (P, V) masks of the layout's body parts, built once (``AugmentConfig.part_view``)
+        self.part_masks = layout_parts(processor.layout) if self.augment.part_view > 0 else None
+        if self.part_masks is not None and self.part_masks.shape[0] == 0:
             raise ValueError(f"AugmentConfig.part_view: layout {get_layout(processor.layout).name!r} has no parts "
                              "(subtrees of 2 or more joints)")
         self.process_mode = process
@@ -277,7 +278,7 @@ class Pretrainer(nn.Module):
             mods = {k: scale_bones(m, self.processor.layout, factors) if k in self.processor.positional else m
                     for k, m in mods.items()}
         if self.augment.part_view > 0:  # drawn only then, as above
-            keep = sample_part_keep(ref.shape[0], self._parts, ref.shape[3], self.augment, g, ref.device)
+            keep = sample_part_keep(ref.shape[0], self.part_masks, self.augment, g, ref.device)
             mods = {k: m * keep[:, None, None, :, None].to(m.dtype) if k in self.processor.positional else m
                     for k, m in mods.items()}
         return {k: apply_spatial(m, params) for k, m in mods.items()}

@@ -10,7 +10,9 @@ from hetskel.model.augment import (
     bone,
     crop_batch,
     crop_resize,
+    equal_bones,
     motion,
+    random_rotation,
     sample_crop,
     sample_spatial,
     valid_lengths,
@@ -141,6 +143,55 @@ def test_shear_applies_to_every_joint_and_keeps_absent_joints():
     torch.testing.assert_close(y2[5], x[5, ..., :2] @ p.matrix[5, :2, :2])
     with pytest.raises(ValueError, match="do not fit"):
         apply_spatial(x[:, :, :, :9], p)
+
+
+def test_rotation_replaces_the_shear_and_keeps_angles():
+    cfg = AugmentConfig(p_corrupt=0.5, rotation_range=0.5)
+    p = sample_spatial(40, 10, cfg, gen(3))
+    shear = sample_spatial(40, 10, AugmentConfig(p_corrupt=0.5), gen(3))
+    # the corruption rows are the default's own draws; the others are rotations, not shears
+    whole = p.joints.all(1)
+    assert torch.equal(p.joints, shear.joints) and 0 < int(whole.sum()) < 40
+    torch.testing.assert_close(p.matrix[~whole], shear.matrix[~whole])
+    r = p.matrix[whole]
+    torch.testing.assert_close(r @ r.transpose(1, 2), torch.eye(3).expand_as(r), atol=1e-5, rtol=0)
+    torch.testing.assert_close(torch.linalg.det(r), torch.ones(len(r)))
+    # angles within range: Rx(a) Ry(b) Rz(c) has R[0, 2] = sin(b) up to sign
+    assert float(r[:, 0, 2].abs().max()) <= torch.sin(torch.tensor(0.5)) + 1e-6
+    # a left-right displacement and an up-down one stay perpendicular (a shear need not keep them so)
+    u, v = torch.tensor([1.0, 0, 0]), torch.tensor([0, 1.0, 0])
+    assert float(((u @ r) * (v @ r)).sum(-1).abs().max()) < 1e-5
+    sheared = shear.matrix[whole]
+    assert float(((u @ sheared) * (v @ sheared)).sum(-1).abs().max()) > 0.1
+    # further channels are left alone
+    r4 = random_rotation(6, 1.0, gen(4), channels=4)
+    torch.testing.assert_close(r4[:, 3], torch.tensor([0, 0, 0, 1.0]).expand(6, 4))
+    with pytest.raises(ValueError, match="rotation_range"):
+        AugmentConfig(rotation_range=float("nan"))
+
+
+def test_equal_bones_keeps_directions_and_absent_joints():
+    lay = get_layout("unified30")
+    parents = torch.tensor([max(q, 0) for q in lay.parents])
+    has_parent = torch.tensor([q >= 0 for q in lay.parents])
+    x = rand(3, 2, 5, 30, 3) + 0.1
+    x[2, 1] = 0                     # an absent person
+    x[0, 0, :, 3] = 0               # an absent joint (left_ear): it stays zero
+    x[1, 0, 2, 7] = 0               # a joint at the origin in one frame (a centring joint) is present
+    y = equal_bones(x, lay)
+    assert bool((y[2, 1] == 0).all()) and bool((y[0, 0, :, 3] == 0).all())
+    bone_x, bone_y = x - x[..., parents, :], y - y[..., parents, :]
+    length = bone_y.norm(dim=-1)                                         # (N, M, T, V)
+    # sample 1: every joint observed -> every bone the person's mean length in that frame, same direction
+    mean = (bone_x.norm(dim=-1)[1][..., has_parent]).mean(-1, keepdim=True)
+    torch.testing.assert_close(length[1][..., has_parent], mean.expand(2, 5, int(has_parent.sum())))
+    cos = torch.nn.functional.cosine_similarity(bone_x[1][..., has_parent, :], bone_y[1][..., has_parent, :], dim=-1)
+    torch.testing.assert_close(cos, torch.ones_like(cos))
+    # roots keep their position: the body's path through space stays
+    roots = ~has_parent
+    torch.testing.assert_close(y[..., roots, :], x[..., roots, :])
+    with pytest.raises(ValueError, match="does not fit"):
+        equal_bones(x[..., :29, :], lay)
 
 
 def test_generator_on_data_device_drives_everything():

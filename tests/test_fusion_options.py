@@ -174,12 +174,29 @@ def test_spec_defaults_and_wiring():
     (train,) = load_data(PretrainSpec.from_dict(TINY), which=("train",))
     out = bones(train.get_batch(torch.arange(4)))
     assert torch.isfinite(out["loss"])
+    # equal bones: J and C reach the encoder with every observed bone at one length, S untouched
+    equal = build_pretrainer(PretrainSpec.from_dict({**TINY, "equal_bones": True}))
+    plain = build_pretrainer(PretrainSpec.from_dict(TINY))
+    batch = train.get_batch(torch.arange(4))
+    mods_eq, _ = equal.process(batch)
+    mods_plain, _ = plain.process(batch)
+    parents = torch.tensor([max(q, 0) for q in equal.processor.layout.parents])
+    has_parent = torch.tensor([q >= 0 for q in equal.processor.layout.parents])
+    for k in ("J", "C"):
+        person = mods_eq[k][:, 0]                                            # (N, T, V, 3), first person present
+        length = (person - person[..., parents, :]).norm(dim=-1)[..., has_parent]
+        assert float((length - length.mean(-1, keepdim=True)).abs().max()) < 1e-4
+        assert not torch.allclose(mods_eq[k], mods_plain[k])
+    torch.testing.assert_close(mods_eq["S"], mods_plain["S"])
+    assert torch.isfinite(equal(batch)["loss"])
+    assert equal.processor.config.equal_bones and not plain.processor.config.equal_bones
     assert PretrainSpec.from_dict({**TINY, "text_source": "wordllama"}).text_source == "wordllama"
     for bad, field in (({"modality_dropout": 1.5}, "modality_dropout"), ({"intra_view_weight": -1.0},
                        "intra_view_weight"), ({"center_3d": "joint"}, "center_3d"), ({"objective": "x"}, "objective"),
                        ({"keep_observed": "face"}, "keep_observed"), ({"smooth_frames": 4}, "smooth_frames"),
                        ({"smooth_frames": 0}, "smooth_frames"), ({"semantic_from": "C"}, "semantic_from"),
                        ({"reconstruction_weight": -0.5}, "reconstruction_weight"),
+                       ({"equal_bones": True, "modalities": "J,M"}, "equal_bones"),
                        ({"recipe": "ours"}, "recipe")):
         with pytest.raises((ValueError, TypeError), match=field):
             PretrainSpec.from_dict({**TINY, **bad})

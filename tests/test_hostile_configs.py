@@ -313,6 +313,7 @@ def test_augment_config_bad_values():
     raises_naming(lambda: AugmentConfig(min_crop_frames=0), "min_crop_frames")
     raises_naming(lambda: AugmentConfig(mix_range=-1.0), "mix_range")
     raises_naming(lambda: AugmentConfig(shear_range=math.inf), "shear_range")
+    raises_naming(lambda: AugmentConfig(rotation_range=-0.5), "rotation_range")
     raises_naming(lambda: AugmentConfig(crop_ratio=(0.5,)), "crop_ratio")
     cfg = AugmentConfig(crop_ratio=[0.2, 1], min_crop_frames=None)  # a JSON list is fine, stored as a tuple
     assert cfg.crop_ratio == (0.2, 1.0) and isinstance(cfg.crop_ratio, tuple)

@@ -241,6 +241,26 @@ def test_smooth_frames_smooths_every_source_before_the_processor():
         HeteroProcessor(semantic=None, smooth_frames=2)
 
 
+def test_equal_bones_changes_the_positions_only_and_per_clip_matches_forward():
+    from hetskel.model.augment import equal_bones
+    batch = _batch(_bodies(T=8))
+    torch.manual_seed(0)
+    equal = HeteroProcessor(lifter_width=16, lifter_dropout=0.0, equal_bones=True).eval()
+    torch.manual_seed(0)
+    plain = HeteroProcessor(lifter_width=16, lifter_dropout=0.0).eval()
+    got, want = equal(batch)[0], plain(batch)[0]
+    for k in ("J", "C"):
+        torch.testing.assert_close(got[k], equal_bones(want[k], plain.layout))
+    torch.testing.assert_close(got["S"], want["S"])          # motion words of the skeleton as unified
+    assert torch.equal(got["J"][1, 1], torch.zeros_like(got["J"][1, 1]))   # an absent person stays absent
+    # once per clip (the whole clip as the view) gives what forward gives
+    state, _ = equal.process_clip(batch)
+    n, t = batch["ntu25"].shape[0], batch["ntu25"].shape[2]
+    view = equal.view(state, torch.zeros(n, dtype=torch.int64), torch.full((n,), t), t)
+    for k in got:
+        torch.testing.assert_close(view[k], got[k], atol=1e-5, rtol=1e-5)
+
+
 def test_semantic_from_observed_reads_each_joint_from_a_source_that_sees_it():
     batch = _batch(_bodies(T=8))
     torch.manual_seed(0)

@@ -62,6 +62,11 @@ CANDIDATES = {
     # 4x the unlabeled clips for pretraining (same subjects, same carve); pair with --probe-num-samples 2000
     "unlabeled4x": {"recipe": "hetskel", "num_samples": 8000},
     "crop_only": {"recipe": "hetskel", "augment": {"p_corrupt": 0.0, "spatial": False}},
+    # a random rotation instead of the shear (a shear can map a head turn's direction onto a nod's)
+    "rot30": {"recipe": "hetskel", "augment": {"p_corrupt": 0.0, "rotation_range": 0.5236}},
+    "rot60": {"recipe": "hetskel", "augment": {"p_corrupt": 0.0, "rotation_range": 1.0472}},
+    # every bone at the person's mean length: a face bone's rotation as large as a forearm's
+    "equal_bones": {"recipe": "hetskel", "equal_bones": True},
     "intra1": {"recipe": "hetskel", "intra_view_weight": 1.0},
     "intra3": {"recipe": "hetskel", "intra_view_weight": 3.0},
     "intra10": {"recipe": "hetskel", "intra_view_weight": 10.0},

@@ -151,6 +151,7 @@ def build_pretrainer(spec: PretrainSpec, train_ds: ArrayDataset | None = None, t
             proc = HeteroProcessor(plan, prompt_mode=spec.prompt_mode, use_lifter=spec.use_lifter,
                                    semantic=spec.semantic if "S" in mods else None, lifter_width=spec.lifter_width,
                                    keep_observed=spec.keep_observed, smooth_frames=spec.smooth_frames,
+                                   equal_bones=spec.equal_bones,
                                    semantic_from=spec.semantic_from,
                                    text_table=table, frame="pyskl", text_kw=text_kw)
             channels, joints = {k: v for k, v in proc.modality_channels().items() if k in mods}, proc.layout.num_joints

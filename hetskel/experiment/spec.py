@@ -89,6 +89,9 @@ class PretrainSpec:
     not used) or from every joint some used source observes (``"observed"``: COCO's face from C).
     ``smooth_frames``: every skeleton source averaged over this many centred frames (odd, 1 = off)
     before the processor (``transforms.smooth_time``), in pretraining and evaluation alike.
+    ``equal_bones``: J and C rebuilt with every bone at the person's mean bone length in each frame
+    (``hetskel.model.augment.equal_bones``: a face bone's rotation moves its joint as far as a
+    forearm's), in pretraining and evaluation alike; heterogeneous modalities only.
     ``lifter_init``: a lifter checkpoint (``lifter.pt`` of ``hetskel.hetero.lifter_train.train_lifter``
     / ``01_lifter``) that initialises the lifter of every 2D source (its width and depth replace
     ``lifter_width``); what 2D-only data needs, since without a 3D source no ``L_rec`` trains the
@@ -139,6 +142,7 @@ class PretrainSpec:
     lifter_width: int | None = None
     keep_observed: Literal["none", "unsupervised", "all"] = "none"
     smooth_frames: int = 1
+    equal_bones: bool = False
     lifter_init: str = ""
     text_source: TextSource = "auto"
     text_table: str = ""
@@ -280,6 +284,8 @@ class PretrainSpec:
             raise bad("intra_view_weight", "must be >= 0")
         if not self.reconstruction_weight >= 0.0:
             raise bad("reconstruction_weight", "must be >= 0 (0: off)")
+        if self.equal_bones and self.classic:
+            raise bad("equal_bones", "applies to the heterogeneous modalities (J, C, S), not to M or B")
         for name, least in (("max_persons", 1), ("num_samples", 4), ("epochs", 1), ("batch_size", 2)):
             if getattr(self, name) < least:
                 raise bad(name, f"must be >= {least}")

@@ -86,7 +86,7 @@ from hetskel.hetero.semantic import (
     numeric_motion,
 )
 from hetskel.layouts import get_layout
-from hetskel.model.augment import crop_resize
+from hetskel.model.augment import crop_resize, equal_bones
 
 Tensor = torch.Tensor
 IMAGE_TO_POSE = {"camera": ((1.0, 0.0, 0.0), (0.0, -1.0, 0.0)), "pyskl": ((1.0, 0.0, 0.0), (0.0, 0.0, -1.0))}
@@ -132,6 +132,9 @@ class ProcessorConfig:
     smooth_frames:    every source's joints averaged over this many centred frames before anything
                       else (``transforms.smooth_time``; odd, 1 = off): per-frame sensor and detector
                       jitter shrinks, slow small motions stay.
+    equal_bones:      the joint-position modalities rebuilt with every bone at the person's mean bone
+                      length in each frame (``augment.equal_bones``): a joint's motion is then its
+                      bone's rotation, as large for a face bone as for a forearm. False: as measured.
     text_kw:          extra ``text_table`` arguments (``cache_path``, ``source``, ``seed``, ...).
     """
 
@@ -152,6 +155,7 @@ class ProcessorConfig:
     init_scale: float = 0.1
     keep_observed: str = "none"
     smooth_frames: int = 1
+    equal_bones: bool = False
     text_kw: dict | None = None
 
     def __post_init__(self):
@@ -349,6 +353,10 @@ class HeteroProcessor(nn.Module):
             aux["rec"] = torch.stack(losses).mean()
         return out, aux
 
+    def _positions(self, unified: Tensor) -> Tensor:
+        """A joint-position modality as the encoder sees it (``ProcessorConfig.equal_bones``)."""
+        return equal_bones(unified, self.layout) if self.config.equal_bones else unified
+
     def _semantic_source(self, present) -> str:
         return self.semantic_from if self.semantic_from in present else next(iter(present))
 
@@ -371,9 +379,10 @@ class HeteroProcessor(nn.Module):
         """``batch`` ``{layout name: (N, M, T, V, C)}`` (other keys ignored) -> ``({modality: (N, M, T, V_u, C_k)},
         {"rec": L_rec})``; ``rec`` only when a lifted 2D source and a 3D source are both present."""
         sources, aux = self._sources(batch)
-        mods = {name: self.unifier(u, self.unified_layouts[name])[0] for name, (u, _, _) in sources.items()}
-        if self.semantic is not None:
-            mods["S"] = self.semantic(self._semantic_skeleton(mods))
+        unified = {name: self.unifier(u, self.unified_layouts[name])[0] for name, (u, _, _) in sources.items()}
+        mods = {name: self._positions(u) for name, u in unified.items()}
+        if self.semantic is not None:  # motion words of the skeleton as unified (not of equal bones)
+            mods["S"] = self.semantic(self._semantic_skeleton(unified))
         return mods, aux
 
     # -- once per clip ---------------------------------------------------------------------
@@ -412,7 +421,7 @@ class HeteroProcessor(nn.Module):
                 first = m.any(-1).flatten(-2).to(torch.uint8).argmax(-1)                # as ``trajectory``
                 ref = D.flatten(-3, -2).gather(-2, first[:, None, None].expand(-1, 1, D.shape[-1]))
                 u = (u - _map(ref[:, None], P)[..., None, :]) * m[..., None]              # (N, M, 1, 3) offset
-            mods[name] = self.unifier(u, self.unified_layouts[name])[0]
+            mods[name] = self._positions(self.unifier(u, self.unified_layouts[name])[0])
         if "codes" in state and (needed is None or "S" in needed):
             codes = crop_resize(state["codes"], start, length, out_frames)             # nearest frame
             valid = crop_resize(state["frames"], start, length, out_frames) > 0

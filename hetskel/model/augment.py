@@ -17,6 +17,10 @@ Python loop over samples:
    25 in UmURL) -- with p=0.5 set to zero, else mixed by one random matrix ``U(-1, 1)^{3x3}``
    (``x_j <- x_j @ A``) -- else a random *shear* ``x <- x @ S^T``, ``S = I + U(-1, 1)`` off the
    diagonal, applied to every joint. All are linear, so absent (all-zero) joints stay absent.
+   ``rotation_range > 0`` draws a random rotation instead of the shear: a shear changes angles, so
+   a displacement along the body's left-right axis (a head turn moves the nose that way) and one
+   along its up-down axis (a nod) can be mapped onto the same direction; a rotation keeps every
+   angle between body axes and motions.
 
 Randomness comes only from an explicit ``torch.Generator`` on the data's device, so a run is
 reproducible from its seed. Crop and spatial parameters are sampled apart from their application,
@@ -56,6 +60,7 @@ class AugmentConfig:
     length_key: str = "length"                      # batch entry: original frame counts (N,), if any
     bone_scale: float = 0.0                         # each bone's length x U(1-r, 1+r) per sample and view; 0: off
     part_view: float = 0.0                          # per sample and view: probability of keeping one body part only
+    rotation_range: float = 0.0                     # > 0: a rotation (angles U(-r, r) rad about x, y, z) replaces the shear
 
     def __post_init__(self):
         _config.check_fields(self)  # types first (JSON lists become tuples), then the ranges below
@@ -65,7 +70,7 @@ class AugmentConfig:
         for name in ("p_corrupt", "corrupt_fraction", "p_zero"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"AugmentConfig.{name} must be in [0, 1], got {getattr(self, name)!r}")
-        for name in ("mix_range", "shear_range"):  # U(-r, r) entries: r < 0 only flips signs, inf/NaN poison
+        for name in ("mix_range", "shear_range", "rotation_range"):  # U(-r, r) entries: r < 0 only flips signs, inf/NaN poison
             if not (getattr(self, name) >= 0 and math.isfinite(getattr(self, name))):
                 raise ValueError(f"AugmentConfig.{name} must be a finite number >= 0, got {getattr(self, name)!r}")
         if not 0 <= self.part_view <= 1:
@@ -220,7 +225,30 @@ def sample_spatial(n: int, num_joints: int, config: AugmentConfig, generator: to
     k = round(config.corrupt_fraction * num_joints)
     rank = _uniform((n, num_joints), generator, device).argsort(1).argsort(1)
     joints = torch.where(corrupt[:, None], rank < k, torch.ones_like(rank, dtype=torch.bool))
+    if config.rotation_range > 0:  # drawn only then, so the default keeps its random stream
+        rotation = random_rotation(n, config.rotation_range, generator, device, channels)
+        matrix = torch.where(corrupt[:, None, None], corr, rotation)
     return SpatialParams(matrix, joints)
+
+
+def random_rotation(n: int, max_angle: float, generator: torch.Generator, device=None, channels: int = 3) -> Tensor:
+    """``(N, channels, channels)`` row-vector rotations ``x @ R``: ``Rx(a) Ry(b) Rz(c)`` with angles
+    ``U(-max_angle, max_angle)`` rad, on the first three channels (identity on any further ones)."""
+    device = device if device is not None else generator.device
+    a = (_uniform((n, 3), generator, device) * 2 - 1) * max_angle
+    cos, sin = a.cos(), a.sin()
+
+    def rot(i: int, axes: tuple[int, int]) -> Tensor:
+        r = torch.eye(3, device=device).repeat(n, 1, 1)
+        p, q = axes
+        r[:, p, p], r[:, q, q], r[:, p, q], r[:, q, p] = cos[:, i], cos[:, i], -sin[:, i], sin[:, i]
+        return r
+
+    if channels < 3:
+        raise ValueError(f"random_rotation: needs >= 3 channels, got {channels}")
+    out = torch.eye(channels, device=device).repeat(n, 1, 1)
+    out[:, :3, :3] = rot(0, (1, 2)) @ rot(1, (2, 0)) @ rot(2, (0, 1))
+    return out
 
 
 def apply_spatial(x: Tensor, params: SpatialParams) -> Tensor:
@@ -252,7 +280,38 @@ def scale_bones(x: Tensor, layout: "str | Layout", factors: Tensor) -> Tensor:
     if v != lay.num_joints or factors.shape != (n, v):
         raise ValueError(f"scale_bones: x {tuple(x.shape)} and factors {tuple(factors.shape)} do not fit layout "
                          f"{lay.name!r} ({lay.num_joints} joints)")
-    f = factors.to(device=x.device, dtype=x.dtype)[:, None, None, :, None]          # (N, 1, 1, V, 1)
+    return _rebuild(x, lay, factors.to(device=x.device, dtype=x.dtype)[:, None, None, :, None], "scale_bones")
+
+
+def equal_bones(x: Tensor, layout: "str | Layout", eps: float = 1e-6) -> Tensor:
+    """``x`` ``(N, M, T, V, C)`` rebuilt along the layout's tree with every bone set, in every frame,
+    to the person's mean bone length in that frame, directions kept (roots keep their position).
+
+    Why: a representation learns what moves most, and in joint positions a head turn moves the face
+    points a few centimetres while an arm swing moves the wrist half a metre; with equal bones a
+    joint's motion is its bone's rotation, the same size for a face bone as for a forearm, and the
+    subjects' proportions are gone. A bone of (near) zero length, or one with an absent end (a joint
+    all-zero in every frame of the clip, or a frame without the person), puts its child on the
+    parent; absent joints stay all-zero."""
+    lay = get_layout(layout)
+    if x.shape[3] != lay.num_joints:
+        raise ValueError(f"equal_bones: x {tuple(x.shape)} does not fit layout {lay.name!r} ({lay.num_joints} joints)")
+    parents = torch.tensor([max(p, 0) for p in lay.parents], device=x.device)
+    has_parent = torch.tensor([p >= 0 for p in lay.parents], device=x.device)
+    # a joint is absent where it is zero in every frame of the clip (one at the origin in some frame,
+    # such as the centring joint, is present) or its person's frame is empty
+    seen = (x != 0).any(-1, keepdim=True).any(2, keepdim=True) & (x != 0).flatten(-2).any(-1)[..., None, None]
+    length = (x - x[..., parents, :]).norm(dim=-1, keepdim=True)                     # (N, M, T, V, 1)
+    bones = has_parent[:, None] & seen & seen[..., parents, :] & (length > eps)     # both ends present
+    mean = (length * bones).sum(-2, keepdim=True) / bones.sum(-2, keepdim=True).clamp_min(1)
+    factor = torch.where(bones, mean / length.clamp_min(eps), torch.zeros_like(length))
+    return _rebuild(x, lay, factor, "equal_bones") * seen.to(x.dtype)              # absent joints stay zero
+
+
+def _rebuild(x: Tensor, lay: Layout, f: Tensor, who: str) -> Tensor:
+    """Joints rebuilt parents first: ``out[j] = out[p] + (x[j] - x[p]) * f[..., j, :]``; ``f``
+    broadcasts to ``(N, M, T, V, 1)``. Frames where a person is absent stay all-zero."""
+    v = x.shape[3]
     out: list[Tensor | None] = [None] * v
     pending = list(range(v))
     while pending:  # parents before children, whatever the joint order
@@ -266,7 +325,7 @@ def scale_bones(x: Tensor, layout: "str | Layout", factors: Tensor) -> Tensor:
             else:
                 out[j] = out[p] + (x[..., j, :] - x[..., p, :]) * f[..., j, :]
         if len(later) == len(pending):
-            raise ValueError(f"scale_bones: layout {lay.name!r} has a parent cycle")
+            raise ValueError(f"{who}: layout {lay.name!r} has a parent cycle")
         pending = later
     present = (x != 0).flatten(-2).any(-1)[..., None, None].to(x.dtype)             # (N, M, T, 1, 1)
     return torch.stack(out, -2) * present

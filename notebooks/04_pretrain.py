@@ -72,9 +72,8 @@ import json
 
 import torch
 
-from hetskel.eval.transfer import pretrained_layouts
 from hetskel.experiment import pretrain as experiment
-from hetskel.experiment.spec import PretrainSpec, smoke_spec
+from hetskel.experiment.spec import SMOKE_NETWORK, PretrainSpec, smoke_spec
 from hetskel.io import load_json, save_figure, save_json
 
 paths = {k: p for k, p in (("ntu25", pyskl_3d), ("coco17", pyskl_2d)) if p}
@@ -101,15 +100,7 @@ print(json.dumps(spec.to_dict(), indent=1))
 
 # %%
 print(experiment.describe(net))
-enc = net.encoder
-network = {"modality_channels": {k: enc.modality_channels[k] for k in net.modalities}, "num_joints": enc.num_joints,
-           "max_persons": enc.config.max_persons, "num_frames": enc.config.num_frames,
-           "sources": pretrained_layouts(net),
-           "encoder": {k: getattr(enc.config, k) for k in ("d_model", "num_layers", "num_heads", "ff_dim")}
-           | {"proj_dims": list(enc.config.proj_dims), "out_dim": enc.out_dim},
-           "parameters": {"encoder": experiment.count_parameters(enc),
-                          "processor": experiment.count_parameters(net.processor)}
-           | {k: experiment.count_parameters(m) for k, m in net.processor.named_children()}}
+network = experiment.network_summary(net)
 
 # %% [markdown]
 # ## Pretraining
@@ -176,13 +167,7 @@ if smoke:
     written = load_json(run_dir / "metrics.json")
     assert all(math.isfinite(v) for v in written["final"].values()), written["final"]
     if spec.to_dict() == smoke_spec().resolved().to_dict():
-        assert written["network"] == {
-            "modality_channels": {"J": 3, "C": 3, "S": 3}, "num_joints": 30, "max_persons": 2, "num_frames": 32,
-            "sources": {"J": "ntu25", "C": "coco17"},
-            "encoder": {"d_model": 64, "num_layers": 1, "num_heads": 1, "ff_dim": 128, "proj_dims": [128, 128, 256],
-                        "out_dim": 128},
-            "parameters": {"encoder": 353920, "processor": 15530, "unifier": 45, "lifters": 15228, "semantic": 257}
-        }, written["network"]
+        assert written["network"] == SMOKE_NETWORK, written["network"]
     # a real language model for S on any machine: CLIP when its weights are cached, else wordllama (offline)
     assert written["semantic_table"].startswith(("wordllama:", "clip:")), written["semantic_table"]
     print("smoke check passed")

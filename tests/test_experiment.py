@@ -216,3 +216,16 @@ def test_features_need_a_pretrained_modality(run):
     assert j_only.shape == (4, p.encoder.out_dim) and not torch.allclose(j_only, p.features(batch))
     with pytest.raises(DataError):
         Features(p)({"kinect": torch.zeros(2, 2, 8, 20, 3)})
+
+
+def test_the_smoke_network_is_the_one_notebooks_check():
+    """Notebooks 04 and 05 assert that the CI smoke run wrote ``SMOKE_NETWORK``; this says so without
+    running them (the default word table: CLIP's if cached, else wordllama's 256-d one)."""
+    from hetskel.experiment.pretrain import build_pretrainer, network_summary
+    from hetskel.experiment.spec import SMOKE_NETWORK, smoke_spec
+    net = build_pretrainer(smoke_spec())
+    summary = network_summary(net)
+    assert json.loads(json.dumps(summary)) == summary            # plain data for metrics.json
+    assert summary == SMOKE_NETWORK
+    # another encoder size changes it
+    assert network_summary(build_pretrainer(smoke_spec(encoder={"d_model": 32}))) != SMOKE_NETWORK

@@ -67,6 +67,7 @@ CANDIDATES = {
     "rot60": {"recipe": "hetskel", "augment": {"p_corrupt": 0.0, "rotation_range": 1.0472}},
     # every bone at the person's mean length: a face bone's rotation as large as a forearm's
     "equal_bones": {"recipe": "hetskel", "equal_bones": True},
+    "equal_bones_intra10": {"recipe": "hetskel", "equal_bones": True, "intra_view_weight": 10.0},
     "intra1": {"recipe": "hetskel", "intra_view_weight": 1.0},
     "intra3": {"recipe": "hetskel", "intra_view_weight": 3.0},
     "intra10": {"recipe": "hetskel", "intra_view_weight": 10.0},

@@ -34,6 +34,7 @@ from torch import nn
 from hetskel.data.batches import ArrayDataset, load_dataset
 from hetskel.data.errors import DataError
 from hetskel.data.splits import carve_validation, validation_names
+from hetskel.eval.transfer import pretrained_layouts
 from hetskel.experiment.run_store import (
     DATA_DIR,
     fresh_for_data,
@@ -374,6 +375,19 @@ def describe(pretrainer: Pretrainer) -> str:
              (f"encoder: d_model={cfg.d_model}, layers={cfg.num_layers}, heads={cfg.num_heads}, ff={cfg.ff_dim}, "
               f"projector {cfg.proj_dims}, features {enc.out_dim}-d"), params]
     return "\n".join(lines)
+
+
+def network_summary(pretrainer: Pretrainer) -> dict:
+    """``describe`` as plain data for ``metrics.json``: modality channels, joints, persons, frames,
+    raw sources, encoder sizes, parameter counts (encoder, processor and each processor part)."""
+    enc, proc = pretrainer.encoder, pretrainer.processor
+    return {"modality_channels": {k: enc.modality_channels[k] for k in pretrainer.modalities},
+            "num_joints": enc.num_joints, "max_persons": enc.config.max_persons, "num_frames": enc.config.num_frames,
+            "sources": pretrained_layouts(pretrainer),
+            "encoder": {k: getattr(enc.config, k) for k in ("d_model", "num_layers", "num_heads", "ff_dim")}
+            | {"proj_dims": list(enc.config.proj_dims), "out_dim": enc.out_dim},
+            "parameters": {"encoder": count_parameters(enc), "processor": count_parameters(proc)}
+            | {k: count_parameters(m) for k, m in proc.named_children()}}
 
 
 def table_banner(origin: str) -> str:

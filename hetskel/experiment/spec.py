@@ -342,6 +342,18 @@ SMOKE = dict(dataset="synhet", paths={}, num_samples=400, preset="tiny", num_fra
              epochs=30, batch_size=32, lr=2e-3, save_every=0, augment={"corrupt_fraction": 0.2})
 
 
+#: ``hetskel.experiment.pretrain.network_summary`` of the network ``smoke_spec()`` builds: notebooks
+#: 04 and 05 check that the CI smoke run wrote exactly this network (a change of the architecture
+#: shows up here first)
+SMOKE_NETWORK = {
+    "modality_channels": {"J": 3, "C": 3, "S": 3}, "num_joints": 30, "max_persons": 2, "num_frames": 32,
+    "sources": {"J": "ntu25", "C": "coco17"},
+    "encoder": {"d_model": 64, "num_layers": 1, "num_heads": 1, "ff_dim": 128, "proj_dims": [128, 128, 256],
+                "out_dim": 128},
+    "parameters": {"encoder": 353920, "processor": 15530, "unifier": 45, "lifters": 15228, "semantic": 257},
+}
+
+
 def smoke_spec(base: PretrainSpec | None = None, **overrides) -> PretrainSpec:
     """``base`` (default ``PretrainSpec()``) at CI size (``SMOKE``), then ``overrides``; the
     modalities and processor choices of ``base`` are kept."""

@@ -59,6 +59,7 @@ batch_size = 128       # global (split over devices)
 lr = 5e-4
 recipe = "hetskel"     # "hetskel" (default: + within-modality term, shear-only augmentation) | "paper"
 intra_view_weight = None  # the within-modality term's weight; None: the recipe's (hetskel: 1)
+equal_bones = False    # J and C with every bone at the person's mean length (short bones count as much as long)
 devices = "auto"       # "auto" (every GPU, else 1), 1, or N > 1 (torchrun)
 prompt_mode = "prompt" # prompt | anchored | zero
 use_lifter = True
@@ -81,7 +82,7 @@ spec = PretrainSpec.from_dict(dict(
     dataset=dataset, paths=paths, num_samples=num_samples, data_seed=seed, split=split, modalities=modalities,
     preset=preset, num_frames=num_frames or None, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
     prompt_mode=prompt_mode, use_lifter=use_lifter, semantic=semantic, text_table=text_table, recipe=recipe,
-    intra_view_weight=intra_view_weight))
+    intra_view_weight=intra_view_weight, equal_bones=equal_bones))
 if smoke:  # CI: seconds of training on a small SynHet draw (SMOKE); the same code path as a full run
     spec = smoke_spec(spec)
     devices, progress = 1, False

@@ -68,6 +68,10 @@ CANDIDATES = {
     # every bone at the person's mean length: a face bone's rotation as large as a forearm's
     "equal_bones": {"recipe": "hetskel", "equal_bones": True},
     "equal_bones_intra10": {"recipe": "hetskel", "equal_bones": True, "intra_view_weight": 10.0},
+    # temporal crops: UmURL's rule keeps >= 64 original frames, so SynHet's 64-frame clips are never
+    # cropped and two views differ only in space; these crop 50-100% / 10-100% of every clip
+    "crop50": {"recipe": "hetskel", "augment": {"p_corrupt": 0.0, "min_crop_frames": None, "crop_ratio": [0.5, 1.0]}},
+    "crop10": {"recipe": "hetskel", "augment": {"p_corrupt": 0.0, "min_crop_frames": None}},
     "intra1": {"recipe": "hetskel", "intra_view_weight": 1.0},
     "intra3": {"recipe": "hetskel", "intra_view_weight": 3.0},
     "intra10": {"recipe": "hetskel", "intra_view_weight": 10.0},

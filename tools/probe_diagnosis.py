@@ -9,10 +9,17 @@ the fit part and scored on the fit part and on the carved subjects, as given, wi
 features, with weight decay and with 4x the epochs. A high fit score and a low held-out score mean
 the features hold the labels' information in a form tied to the training subjects.
 
+``--label-curve N1 N2 ...``: does the probe need more labels? On the same carve as ``--fit-gap``,
+the probe is fitted on the fit subjects' clips of SynHet draws of N1, N2, ... clips (the same
+subjects, more clips of them; the network stays frozen) and scored on the held-out subjects' clips
+of the run's own draw.
+
 ``--probe-seeds N``: how much does the probe alone move the test top-1? The run's train -> test
 probe refitted with probe seeds 0..N-1 on the same frozen features.
 
     .venv/bin/python tools/probe_diagnosis.py runs/diagnose/kit_default_JCS/runs/JCS/seed0/pretrain --fit-gap
+    .venv/bin/python tools/probe_diagnosis.py runs/diagnose/kit_default_JCS/runs/JCS/seed0/pretrain \
+        --label-curve 2000 4000 8000
     .venv/bin/python tools/probe_diagnosis.py runs/msr_paired/J/pretrain_seed0 --probe-seeds 10
 
 Prints one line per probe (overall and, on SynHet, per class group) and writes ``--out`` (JSON) if given.
@@ -67,6 +74,28 @@ def fit_gap(run_dir, validation: float, epochs: int) -> list[dict]:
     return rows
 
 
+def label_curve(run_dir, sizes, validation: float, epochs: int) -> list[dict]:
+    net, spec = load_pretrained(run_dir)
+    if spec.dataset != "synhet":
+        raise SystemExit(f"--label-curve draws more SynHet clips; {run_dir} was pretrained on {spec.dataset!r}")
+    names = read_pretrain_run(run_dir).class_names
+    feat = Features(net, stream=spec.features)
+    _, held = load_data(dataclasses.replace(spec, validation=validation))
+    fte = extract_features(feat, held, 512, None)
+    rows = []
+    for n in sizes:
+        fit, _ = load_data(dataclasses.replace(spec, validation=validation, num_samples=n))
+        ftr = extract_features(feat, fit, 512, None)
+        C = int(max(ftr[1].max(), fte[1].max())) + 1
+        r = {"num_samples": n, "fit_clips": len(fit), **_probe(ftr, fte, C, names, epochs)}
+        rows.append(r)
+        print(_line(f"{len(fit)} labelled fit clips (draw of {n}):", {k: v for k, v in r.items()
+                                                                       if k not in ("num_samples", "fit_clips")}),
+              flush=True)
+    print(f"(scored on {len(held)} held-out-subject clips of the run's draw; features {spec.features})")
+    return rows
+
+
 def probe_seeds(run_dir, n: int, epochs: int) -> list[dict]:
     net, spec = load_pretrained(run_dir)
     names = read_pretrain_run(run_dir).class_names
@@ -87,6 +116,8 @@ def main(argv=None) -> int:
     how = ap.add_mutually_exclusive_group(required=True)
     how.add_argument("--fit-gap", action="store_true", help="fit vs held-out-subject top-1 on a carve of the train split")
     how.add_argument("--probe-seeds", type=int, metavar="N", help="refit the test probe with N probe seeds")
+    how.add_argument("--label-curve", type=int, nargs="+", metavar="N",
+                     help="probe on the fit subjects' clips of SynHet draws of N clips, scored on the held-out subjects")
     ap.add_argument("--validation", type=float, default=0.25, help="share of training subjects held out (--fit-gap)")
     ap.add_argument("--probe-epochs", type=int, default=150)
     ap.add_argument("--threads", type=int, default=1)
@@ -95,8 +126,12 @@ def main(argv=None) -> int:
     if args.out and Path(args.out).exists():
         ap.error(f"--out {args.out} exists; give a new file (nothing is overwritten)")
     torch.set_num_threads(args.threads)
-    rows = (fit_gap(args.run_dir, args.validation, args.probe_epochs) if args.fit_gap
-            else probe_seeds(args.run_dir, args.probe_seeds, args.probe_epochs))
+    if args.fit_gap:
+        rows = fit_gap(args.run_dir, args.validation, args.probe_epochs)
+    elif args.label_curve:
+        rows = label_curve(args.run_dir, args.label_curve, args.validation, args.probe_epochs)
+    else:
+        rows = probe_seeds(args.run_dir, args.probe_seeds, args.probe_epochs)
     if args.out:
         save_json(args.out, {"run_dir": str(args.run_dir), "rows": rows})
     return 0

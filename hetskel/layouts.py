@@ -204,6 +204,17 @@ class Layout:
         """Parent index per joint with roots pointing at themselves (bone vector = x - x[parents])."""
         return np.array([p if p >= 0 else i for i, p in enumerate(self.parents)], dtype=np.int64)
 
+    def ancestry(self) -> np.ndarray:
+        """``(V, V)`` bool: ``[j, k]`` is True where ``k`` is ``j`` or one of its ancestors. Row ``j``
+        is the path from ``j`` to its root, column ``k`` the subtree under ``k``."""
+        out = np.eye(self.num_joints, dtype=bool)
+        for j in range(self.num_joints):
+            p = self.parents[j]
+            while p >= 0:  # a forest (checked on creation), so every walk ends at a root
+                out[j, p] = True
+                p = self.parents[p]
+        return out
+
 
 # ---------------------------------------------------------------------------------------------
 # Registry

@@ -143,3 +143,18 @@ def test_user_layout_is_one_definition():
     finally:
         unregister_layout("test_hands4")  # the registry is global: leave it as other tests expect
     assert "test_hands4" not in list_layouts()
+
+
+def test_ancestry_rows_are_paths_and_columns_subtrees():
+    lay = get_layout("unified30")
+    a = lay.ancestry()
+    i = lay.index
+    assert a.shape == (30, 30) and a.diagonal().all()
+    # row: the path from a joint up to its root
+    assert set(a[i("left_ear")].nonzero()[0]) == {i("left_ear"), i("left_eye"), i("nose")}
+    # column: the subtree under a joint (the face hangs off the nose, a root of its own)
+    assert set(a[:, i("nose")].nonzero()[0]) == {i(j) for j in ("nose", "left_eye", "right_eye", "left_ear",
+                                                                 "right_ear")}
+    roots = [j for j, p in enumerate(lay.parents) if p < 0]
+    for j in range(30):  # every joint reaches exactly one root
+        assert sum(a[j, r] for r in roots) == 1

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import statistics
 import time
 
@@ -63,8 +64,8 @@ CANDIDATES = {
     "unlabeled4x": {"recipe": "hetskel", "num_samples": 8000},
     "crop_only": {"recipe": "hetskel", "augment": {"p_corrupt": 0.0, "spatial": False}},
     # a random rotation instead of the shear (a shear can map a head turn's direction onto a nod's)
-    "rot30": {"recipe": "hetskel", "augment": {"p_corrupt": 0.0, "rotation_range": 0.5236}},
-    "rot60": {"recipe": "hetskel", "augment": {"p_corrupt": 0.0, "rotation_range": 1.0472}},
+    "rot30": {"recipe": "hetskel", "augment": {"p_corrupt": 0.0, "rotation_range": math.radians(30)}},
+    "rot60": {"recipe": "hetskel", "augment": {"p_corrupt": 0.0, "rotation_range": math.radians(60)}},
     # every bone at the person's mean length: a face bone's rotation as large as a forearm's
     "equal_bones": {"recipe": "hetskel", "equal_bones": True},
     "equal_bones_intra10": {"recipe": "hetskel", "equal_bones": True, "intra_view_weight": 10.0},

@@ -282,7 +282,7 @@ def profile_step(preset: str = "paper", batch_size: int = 16, steps: int = 2, li
     total = sum(e.self_cpu_time_total for e in avg) or 1
     rows = [{"op": e.key, "self_cpu_ms": e.self_cpu_time_total / 1e3 / steps, "share": e.self_cpu_time_total / total,
              "calls_per_step": e.count / steps} for e in avg[:row_limit]]
-    lines = [f"| operator | self CPU ms / step | share | calls / step |", "|---|---:|---:|---:|"]
+    lines = ["| operator | self CPU ms / step | share | calls / step |", "|---|---:|---:|---:|"]
     lines += [f"| `{r['op']}` | {r['self_cpu_ms']:.1f} | {100 * r['share']:.1f}% | {r['calls_per_step']:.0f} |"
               for r in rows]
     return {"preset": preset, "model": model, "batch_size": batch_size, "steps": steps, "lifter_width": lifter_width,

@@ -40,9 +40,15 @@ from pathlib import Path
 
 import torch
 
-from hetskel.bench.realdata import DATASETS, FULL, load_source, shared_folder, train_supervised
-from hetskel.data.arrays import absent_outside_image, load_msr_action3d
+from hetskel.bench.realdata import (
+    DATASETS,
+    FULL,
+    load_source,
+    shared_folder,
+    train_supervised,
+)
 from hetskel.config import parse_assignments
+from hetskel.data.arrays import absent_outside_image, load_msr_action3d
 from hetskel.data.pyskl import load_pyskl, save_pyskl
 from hetskel.eval.pretrained import Classifier, probe
 from hetskel.experiment.pretrain import (

@@ -234,6 +234,8 @@ def sample_spatial(n: int, num_joints: int, config: AugmentConfig, generator: to
 def random_rotation(n: int, max_angle: float, generator: torch.Generator, device=None, channels: int = 3) -> Tensor:
     """``(N, channels, channels)`` row-vector rotations ``x @ R``: ``Rx(a) Ry(b) Rz(c)`` with angles
     ``U(-max_angle, max_angle)`` rad, on the first three channels (identity on any further ones)."""
+    if channels < 3:
+        raise ValueError(f"random_rotation: needs >= 3 channels, got {channels}")
     device = device if device is not None else generator.device
     a = (_uniform((n, 3), generator, device) * 2 - 1) * max_angle
     cos, sin = a.cos(), a.sin()
@@ -244,8 +246,6 @@ def random_rotation(n: int, max_angle: float, generator: torch.Generator, device
         r[:, p, p], r[:, q, q], r[:, p, q], r[:, q, p] = cos[:, i], cos[:, i], -sin[:, i], sin[:, i]
         return r
 
-    if channels < 3:
-        raise ValueError(f"random_rotation: needs >= 3 channels, got {channels}")
     out = torch.eye(channels, device=device).repeat(n, 1, 1)
     out[:, :3, :3] = rot(0, (1, 2)) @ rot(1, (2, 0)) @ rot(2, (0, 1))
     return out
@@ -280,7 +280,7 @@ def scale_bones(x: Tensor, layout: "str | Layout", factors: Tensor) -> Tensor:
     if v != lay.num_joints or factors.shape != (n, v):
         raise ValueError(f"scale_bones: x {tuple(x.shape)} and factors {tuple(factors.shape)} do not fit layout "
                          f"{lay.name!r} ({lay.num_joints} joints)")
-    return _rebuild(x, lay, factors.to(device=x.device, dtype=x.dtype)[:, None, None, :, None], "scale_bones")
+    return _rebuild(x, lay, factors.to(device=x.device, dtype=x.dtype)[:, None, None, :, None])
 
 
 def equal_bones(x: Tensor, layout: "str | Layout", eps: float = 1e-6) -> Tensor:
@@ -296,39 +296,28 @@ def equal_bones(x: Tensor, layout: "str | Layout", eps: float = 1e-6) -> Tensor:
     lay = get_layout(layout)
     if x.shape[3] != lay.num_joints:
         raise ValueError(f"equal_bones: x {tuple(x.shape)} does not fit layout {lay.name!r} ({lay.num_joints} joints)")
-    parents = torch.tensor([max(p, 0) for p in lay.parents], device=x.device)
-    has_parent = torch.tensor([p >= 0 for p in lay.parents], device=x.device)
+    parents = torch.as_tensor(lay.bone_parents(), device=x.device)
+    has_parent = torch.as_tensor([p >= 0 for p in lay.parents], device=x.device)
     # a joint is absent where it is zero in every frame of the clip (one at the origin in some frame,
     # such as the centring joint, is present) or its person's frame is empty
     seen = (x != 0).any(-1, keepdim=True).any(2, keepdim=True) & (x != 0).flatten(-2).any(-1)[..., None, None]
-    length = (x - x[..., parents, :]).norm(dim=-1, keepdim=True)                     # (N, M, T, V, 1)
+    length = bone(x, lay).norm(dim=-1, keepdim=True)                                 # (N, M, T, V, 1)
     bones = has_parent[:, None] & seen & seen[..., parents, :] & (length > eps)     # both ends present
     mean = (length * bones).sum(-2, keepdim=True) / bones.sum(-2, keepdim=True).clamp_min(1)
     factor = torch.where(bones, mean / length.clamp_min(eps), torch.zeros_like(length))
-    return _rebuild(x, lay, factor, "equal_bones") * seen.to(x.dtype)              # absent joints stay zero
+    return _rebuild(x, lay, factor) * seen.to(x.dtype)              # absent joints stay zero
 
 
-def _rebuild(x: Tensor, lay: Layout, f: Tensor, who: str) -> Tensor:
-    """Joints rebuilt parents first: ``out[j] = out[p] + (x[j] - x[p]) * f[..., j, :]``; ``f``
-    broadcasts to ``(N, M, T, V, 1)``. Frames where a person is absent stay all-zero."""
-    v = x.shape[3]
-    out: list[Tensor | None] = [None] * v
-    pending = list(range(v))
-    while pending:  # parents before children, whatever the joint order
-        later = []
-        for j in pending:
-            p = lay.parents[j]
-            if p < 0:
-                out[j] = x[..., j, :]
-            elif out[p] is None:
-                later.append(j)
-            else:
-                out[j] = out[p] + (x[..., j, :] - x[..., p, :]) * f[..., j, :]
-        if len(later) == len(pending):
-            raise ValueError(f"{who}: layout {lay.name!r} has a parent cycle")
-        pending = later
+def _rebuild(x: Tensor, lay: Layout, f: Tensor) -> Tensor:
+    """Joints rebuilt from their root with bone ``parent -> j`` scaled by ``f[..., j, :]`` (``f``
+    broadcasts to ``(N, M, T, V, 1)``): ``out[j] = x[root(j)] + sum over the path root -> j of f * bone``,
+    one matrix product over the layout's ``ancestry``. Frames where a person is absent stay all-zero."""
+    path = torch.as_tensor(lay.ancestry(), device=x.device)                            # (V, V)
+    roots = torch.as_tensor([p < 0 for p in lay.parents], device=x.device)
+    root_of = (path & roots).to(torch.uint8).argmax(1)                                 # (V,) each joint's root
+    out = x[..., root_of, :] + torch.einsum("jk,...kc->...jc", path.to(x.dtype), bone(x, lay) * f)
     present = (x != 0).flatten(-2).any(-1)[..., None, None].to(x.dtype)             # (N, M, T, 1, 1)
-    return torch.stack(out, -2) * present
+    return out * present
 
 
 def layout_parts(layout: "str | Layout") -> Tensor:
@@ -337,21 +326,10 @@ def layout_parts(layout: "str | Layout") -> Tensor:
     subtree contains -- on ``unified30`` the face, each arm with its hand, each leg, neck + head --
     ordered by their first joint. ``P = 0`` for a layout with no such subtree."""
     lay = get_layout(layout)
-    children: list[list[int]] = [[] for _ in range(lay.num_joints)]
-    for j, p in enumerate(lay.parents):
-        if p >= 0:
-            children[p].append(j)
-
-    def subtree(j: int) -> frozenset[int]:
-        out, todo = set(), [j]
-        while todo:
-            k = todo.pop()
-            out.add(k)
-            todo.extend(children[k])
-        return frozenset(out)
-
+    below = lay.ancestry()                                     # column k: the subtree under k
+    subtrees = (frozenset(below[:, k].nonzero()[0].tolist()) for k in range(lay.num_joints))
     largest = max(2, lay.num_joints // 4)
-    parts = {t for t in map(subtree, range(lay.num_joints)) if 2 <= len(t) <= largest}
+    parts = {t for t in subtrees if 2 <= len(t) <= largest}
     kept = sorted((t for t in parts if not any(t < u for u in parts)), key=min)
     masks = torch.zeros(len(kept), lay.num_joints, dtype=torch.bool)
     for i, part in enumerate(kept):

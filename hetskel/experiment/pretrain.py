@@ -361,24 +361,8 @@ def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def describe(pretrainer: Pretrainer) -> str:
-    """Modalities, channels, joints, sources, encoder sizes and parameter counts (all exact)."""
-    enc, proc, cfg = pretrainer.encoder, pretrainer.processor, pretrainer.encoder.config
-    parts = {name: count_parameters(m) for name, m in proc.named_children() if count_parameters(m)}
-    mods = {k: enc.modality_channels[k] for k in pretrainer.modalities}
-    srcs = {k: v.name for k, v in proc.layouts.items()} if hasattr(proc, "layouts") else {"J": proc.layout.name}
-    params = f"parameters: encoder {count_parameters(enc):,}, processor {count_parameters(proc):,}"
-    if parts:
-        params += " (" + ", ".join(f"{k} {v:,}" for k, v in parts.items()) + ")"
-    lines = [f"modalities: {mods} on {enc.num_joints} joints, {cfg.max_persons} persons, {cfg.num_frames} frames",
-             f"sources: {srcs}",
-             (f"encoder: d_model={cfg.d_model}, layers={cfg.num_layers}, heads={cfg.num_heads}, ff={cfg.ff_dim}, "
-              f"projector {cfg.proj_dims}, features {enc.out_dim}-d"), params]
-    return "\n".join(lines)
-
-
 def network_summary(pretrainer: Pretrainer) -> dict:
-    """``describe`` as plain data for ``metrics.json``: modality channels, joints, persons, frames,
+    """The network as plain data for ``metrics.json``: modality channels, joints, persons, frames,
     raw sources, encoder sizes, parameter counts (encoder, processor and each processor part)."""
     enc, proc = pretrainer.encoder, pretrainer.processor
     return {"modality_channels": {k: enc.modality_channels[k] for k in pretrainer.modalities},
@@ -388,6 +372,23 @@ def network_summary(pretrainer: Pretrainer) -> dict:
             | {"proj_dims": list(enc.config.proj_dims), "out_dim": enc.out_dim},
             "parameters": {"encoder": count_parameters(enc), "processor": count_parameters(proc)}
             | {k: count_parameters(m) for k, m in proc.named_children()}}
+
+
+def describe(pretrainer: Pretrainer) -> str:
+    """``network_summary`` as four lines of text (all exact)."""
+    s = network_summary(pretrainer)
+    e, counts = s["encoder"], dict(s["parameters"])
+    params = f"parameters: encoder {counts.pop('encoder'):,}, processor {counts.pop('processor'):,}"
+    parts = {k: v for k, v in counts.items() if v}
+    if parts:
+        params += " (" + ", ".join(f"{k} {v:,}" for k, v in parts.items()) + ")"
+    return "\n".join([
+        f"modalities: {s['modality_channels']} on {s['num_joints']} joints, {s['max_persons']} persons, "
+        f"{s['num_frames']} frames",
+        f"sources: {s['sources']}",
+        f"encoder: d_model={e['d_model']}, layers={e['num_layers']}, heads={e['num_heads']}, ff={e['ff_dim']}, "
+        f"projector {tuple(e['proj_dims'])}, features {e['out_dim']}-d",
+        params])
 
 
 def table_banner(origin: str) -> str:
